@@ -1,0 +1,27 @@
+/*
+ * cli.h - the tierfs command line: one function per command, dispatched
+ * from the table in main.c (like git's builtins).
+ *
+ * Each command gets argv with argv[0] set to the command name and returns
+ * the process exit status (0 success, 1 failure, 2 usage error). Errors are
+ * printed with tfs_error() in git style:
+ *   tierfs: cannot open volume '/srv/vol': not a tierfs volume
+ * Every command understands --help.
+ */
+#ifndef TIERFS_CLI_H
+#define TIERFS_CLI_H
+
+int cmd_format(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
+int cmd_store(int argc, char **argv); /* store check URL */
+int cmd_key(int argc, char **argv);   /* key export / key import */
+/* mount(8) helper: mount.fuse.tierfs SOURCE DIR [-o OPTS] */
+int mount_helper_main(int argc, char **argv);
+
+/* Shared option helpers. */
+/* True when arg is "-h" or "--help". */
+int cli_is_help(const char *arg);
+
+#endif

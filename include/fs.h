@@ -1,0 +1,39 @@
+/*
+ * fs.h - the home mount: a multithreaded libfuse low-level filesystem over
+ * a volume (metadata in SQLite, file contents in local files).
+ */
+#ifndef TIERFS_FS_H
+#define TIERFS_FS_H
+
+#include "volume.h"
+
+struct fs_opts {
+	double attr_timeout;  /* seconds the kernel may cache attributes */
+	double entry_timeout; /* seconds the kernel may cache names */
+	int writeback_cache;  /* kernel write-back caching (default on) */
+	int foreground;
+	int debug;
+	unsigned max_threads; /* 0: libfuse default */
+	const char *fuse_opts; /* extra -o options for libfuse, or NULL */
+};
+
+void fs_opts_default(struct fs_opts *o);
+
+/*
+ * Recover the volume after an unclean shutdown: remove inodes left with no
+ * links (unlinked while open), and take regular file sizes from their data
+ * files. Called by fs_run() and by fsck. Returns the number of repairs made
+ * or a negative errno.
+ */
+int fs_recover(struct volume *v);
+
+/*
+ * Mount vol at mountpoint and serve requests until unmounted or signalled.
+ * ready is called once the mount is live (the daemon reports success to
+ * its parent there). Returns 0 on a clean unmount, else a negative errno
+ * with a message in err.
+ */
+int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
+	   void (*ready)(void *arg), void *arg, char *err, size_t errlen);
+
+#endif

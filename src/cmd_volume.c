@@ -1,0 +1,583 @@
+/*
+ * cmd_volume.c - the volume commands: format, mount, umount, fsck, and the
+ * mount(8) helper (mount.fuse.tierfs) that makes fstab entries work.
+ *
+ * "tierfs mount" forks a daemon and waits until the mount is live or has
+ * failed: the daemon reports through a pipe, so every error a user can cause
+ * (a missing or foreign volume, a volume mounted elsewhere, a busy mount
+ * point) is printed by the command itself as one line, with a non-zero exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <mntent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fs.h"
+#include "fsck.h"
+#include "log.h"
+#include "volume.h"
+
+static int read_passphrase_file(const char *path, char **out)
+{
+	FILE *f = fopen(path, "r");
+	char buf[1024];
+	size_t n;
+
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	*out = strdup(buf);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* ---- format ---- */
+
+static const char format_usage[] =
+	"usage: tierfs format [--store URL] [--passphrase-file FILE] DIR\n"
+	"\n"
+	"Create a volume in DIR (which must not exist or be empty): the SQLite\n"
+	"metadata store, the local data area and a new random volume key.\n"
+	"\n"
+	"  --store URL             object store for the sync engine: file:///DIR,\n"
+	"                          s3://BUCKET[/PREFIX] or azure://CONTAINER[/PREFIX]\n"
+	"                          (default: file://DIR.store next to the volume)\n"
+	"  --passphrase-file FILE  wrap the key file with the passphrase in FILE\n"
+	"                          (or set TIERFS_PASSPHRASE)\n";
+
+int cmd_format(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct volume_format_opts o = { NULL, NULL };
+	char err[512], *pass = NULL;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o.store_url = optarg;
+			break;
+		case 'p':
+			rc = read_passphrase_file(optarg, &pass);
+			if (rc) {
+				tfs_error("cannot read passphrase file '%s': %s", optarg, strerror(-rc));
+				return 1;
+			}
+			break;
+		case 'h':
+			fputs(format_usage, stdout);
+			return 0;
+		default:
+			tfs_error("format: unknown option '%s'; see 'tierfs format --help'", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		tfs_error("format: expected one volume directory; see 'tierfs format --help'");
+		return 2;
+	}
+	if (o.store_url && strncmp(o.store_url, "file://", 7) && strncmp(o.store_url, "s3://", 5) &&
+	    strncmp(o.store_url, "azure://", 8)) {
+		tfs_error("format: unsupported store URL '%s' (file://, s3:// or azure://)", o.store_url);
+		return 2;
+	}
+	if (!pass && getenv("TIERFS_PASSPHRASE"))
+		pass = strdup(getenv("TIERFS_PASSPHRASE"));
+	o.passphrase = pass;
+	rc = volume_format(argv[optind], &o, err, sizeof(err));
+	free(pass);
+	if (rc) {
+		tfs_error("%s", err);
+		return 1;
+	}
+	printf("formatted tierfs volume '%s'\n", argv[optind]);
+	return 0;
+}
+
+/* ---- mount ---- */
+
+static const char mount_usage[] =
+	"usage: tierfs mount [-f] [-d] [-o OPTIONS] VOLUME MOUNTPOINT\n"
+	"\n"
+	"Mount VOLUME (made by 'tierfs format') at MOUNTPOINT as the home mount.\n"
+	"The command returns once the mount is live; the daemon logs to\n"
+	"VOLUME/tierfs.log. Unmount with 'tierfs umount MOUNTPOINT'.\n"
+	"\n"
+	"  -f               stay in the foreground (log to stderr)\n"
+	"  -d               FUSE debug output (implies -f)\n"
+	"  -o OPTIONS       comma-separated mount options:\n"
+	"     attr_timeout=SECONDS   kernel attribute cache time (default 3600)\n"
+	"     entry_timeout=SECONDS  kernel name cache time (default 3600)\n"
+	"     writeback_cache / no_writeback_cache   kernel write-back caching (default on)\n"
+	"     threads=N              most request threads (default 16)\n"
+	"     log=FILE               daemon log file (default VOLUME/tierfs.log)\n"
+	"  fstab and mount(8) options defaults, rw, auto, noauto, nofail, _netdev,\n"
+	"  user, nouser, exec, suid, dev, x-* and comment=* are accepted and ignored.\n";
+
+struct mount_args {
+	struct fs_opts fs;
+	const char *log;
+};
+
+static int parse_double(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return (errno || end == s || *end || *out < 0) ? -EINVAL : 0;
+}
+
+static int parse_mount_opts(char *opts, struct mount_args *ma)
+{
+	static const char *const ignored[] = { "defaults", "rw", "auto", "noauto", "nofail", "_netdev",
+					       "user", "users", "nouser", "exec", "noexec", "suid",
+					       "nosuid", "dev", "nodev", "async", "relatime", "noatime",
+					       "atime", "silent", "loud", NULL };
+	char *save = NULL;
+
+	for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(o, '=');
+		const char *v = eq ? eq + 1 : NULL;
+		int known = 0;
+		unsigned long n;
+
+		for (int k = 0; ignored[k]; k++)
+			if (!strcmp(o, ignored[k]))
+				known = 1;
+		if (known || !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
+			continue;
+		if (eq)
+			*eq = '\0';
+		if (!strcmp(o, "attr_timeout") && v && !parse_double(v, &ma->fs.attr_timeout))
+			continue;
+		if (!strcmp(o, "entry_timeout") && v && !parse_double(v, &ma->fs.entry_timeout))
+			continue;
+		if (!strcmp(o, "writeback_cache") && !v) {
+			ma->fs.writeback_cache = 1;
+			continue;
+		}
+		if (!strcmp(o, "no_writeback_cache") && !v) {
+			ma->fs.writeback_cache = 0;
+			continue;
+		}
+		if (!strcmp(o, "threads") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 256) {
+			ma->fs.max_threads = (unsigned)n;
+			continue;
+		}
+		if (!strcmp(o, "log") && v && *v) {
+			ma->log = v;
+			continue;
+		}
+		if (eq)
+			*eq = '=';
+		tfs_error("mount: unknown or malformed mount option '%s'; see 'tierfs mount --help'", o);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Refuse a mount point that is missing, not a directory, or already mounted. */
+static int check_mountpoint(const char *mp, char *abs)
+{
+	char parent[PATH_MAX + 4];
+	struct stat st, pst;
+
+	if (stat(mp, &st)) {
+		if (errno == ENOTCONN)
+			tfs_error("mount point '%s' is a dead FUSE mount; run 'fusermount3 -u %s'", mp, mp);
+		else
+			tfs_error("cannot mount on '%s': %s", mp, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		tfs_error("cannot mount on '%s': not a directory", mp);
+		return -1;
+	}
+	if (!realpath(mp, abs)) {
+		tfs_error("cannot mount on '%s': %s", mp, strerror(errno));
+		return -1;
+	}
+	snprintf(parent, sizeof(parent), "%s/..", abs);
+	if (strcmp(abs, "/") == 0 || (stat(parent, &pst) == 0 && pst.st_dev != st.st_dev)) {
+		tfs_error("cannot mount on '%s': mount point is busy (already mounted)", mp);
+		return -1;
+	}
+	return 0;
+}
+
+struct daemon_ctx {
+	int pipefd;
+	const char *log;
+	int foreground;
+};
+
+static void daemon_ready(void *arg)
+{
+	struct daemon_ctx *d = arg;
+
+	if (d->pipefd >= 0) {
+		int fd = open("/dev/null", O_RDWR);
+		int lfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		if (write(d->pipefd, "OK", 2) != 2)
+			log_warn("cannot report mount status to the parent");
+		close(d->pipefd);
+		d->pipefd = -1;
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			close(fd);
+		}
+		if (lfd >= 0) {
+			dup2(lfd, 2);
+			close(lfd);
+		}
+	}
+}
+
+/* Open the volume and serve it; errors go to the pipe (or stderr). */
+static int serve(const char *voldir, const char *mp, struct mount_args *ma, int pipefd)
+{
+	struct daemon_ctx d = { pipefd, ma->log, ma->fs.foreground };
+	struct volume *v = NULL;
+	char err[1024], logpath[PATH_MAX + 16];
+	int rc;
+
+	rc = volume_open(voldir, VOL_LOCK, &v, err, sizeof(err));
+	if (!rc) {
+		if (!d.log) {
+			snprintf(logpath, sizeof(logpath), "%s/tierfs.log", v->dir);
+			d.log = logpath;
+		}
+		rc = fs_run(v, mp, &ma->fs, daemon_ready, &d, err, sizeof(err));
+	}
+	if (rc) {
+		if (d.pipefd >= 0) {
+			if (write(d.pipefd, err, strlen(err)) < 0)
+				rc = -EIO;
+		} else {
+			log_error("%s", err);
+		}
+	}
+	if (d.pipefd >= 0)
+		close(d.pipefd);
+	volume_close(v);
+	return rc ? 1 : 0;
+}
+
+static int do_mount(const char *voldir, const char *mp, struct mount_args *ma)
+{
+	char abs[PATH_MAX], absvol[PATH_MAX], msg[1024];
+	int p[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (!realpath(voldir, absvol)) {
+		tfs_error("cannot open volume '%s': %s", voldir, strerror(errno));
+		return 1;
+	}
+	voldir = absvol;
+	if (check_mountpoint(mp, abs))
+		return 1;
+	if (ma->fs.foreground)
+		return serve(voldir, abs, ma, -1);
+	if (pipe2(p, O_CLOEXEC)) {
+		tfs_error("cannot create pipe: %s", strerror(errno));
+		return 1;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		tfs_error("cannot fork: %s", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		if (chdir("/"))
+			_exit(1);
+		/* The daemon: a grandchild would not be needed, setsid suffices. */
+		_exit(serve(voldir, abs, ma, p[1]));
+	}
+	close(p[1]);
+	n = read(p[0], msg, sizeof(msg) - 1);
+	close(p[0]);
+	if (n == 2 && !memcmp(msg, "OK", 2))
+		return 0;
+	if (n > 0) {
+		msg[n] = '\0';
+		tfs_error("%s", msg);
+	} else {
+		tfs_error("mount daemon for '%s' exited before the mount was ready", voldir);
+	}
+	waitpid(pid, &status, 0);
+	return 1;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	struct mount_args ma;
+	int c;
+
+	memset(&ma, 0, sizeof(ma));
+	fs_opts_default(&ma.fs);
+	opterr = 0;
+	for (int k = 1; k < argc; k++)
+		if (cli_is_help(argv[k])) {
+			fputs(mount_usage, stdout);
+			return 0;
+		}
+	while ((c = getopt(argc, argv, "+fdo:")) != -1) {
+		switch (c) {
+		case 'f':
+			ma.fs.foreground = 1;
+			break;
+		case 'd':
+			ma.fs.foreground = 1;
+			ma.fs.debug = 1;
+			break;
+		case 'o':
+			if (parse_mount_opts(optarg, &ma))
+				return 2;
+			break;
+		default:
+			tfs_error("mount: unknown option '%s'; see 'tierfs mount --help'", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		tfs_error("mount: expected VOLUME and MOUNTPOINT; see 'tierfs mount --help'");
+		return 2;
+	}
+	return do_mount(argv[optind], argv[optind + 1], &ma);
+}
+
+/*
+ * mount(8) runs "mount.fuse.tierfs SOURCE DIR [-sfnv] [-o OPTIONS]" for an
+ * fstab line of type fuse.tierfs (or mount.tierfs for type tierfs).
+ */
+int mount_helper_main(int argc, char **argv)
+{
+	struct mount_args ma;
+	const char *pos[2] = { NULL, NULL };
+	int npos = 0, fake = 0;
+
+	memset(&ma, 0, sizeof(ma));
+	fs_opts_default(&ma.fs);
+	for (int k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "-o") && k + 1 < argc) {
+			if (parse_mount_opts(argv[++k], &ma))
+				return 2;
+		} else if (!strcmp(argv[k], "-f")) {
+			fake = 1; /* mount(8)'s "fake": do everything but mount */
+		} else if (argv[k][0] == '-') {
+			continue; /* -n -s -v: nothing to do for a FUSE mount */
+		} else if (npos < 2) {
+			pos[npos++] = argv[k];
+		} else {
+			tfs_error("mount helper: unexpected argument '%s'", argv[k]);
+			return 2;
+		}
+	}
+	if (npos != 2) {
+		tfs_error("mount helper: expected SOURCE and MOUNTPOINT");
+		return 2;
+	}
+	if (fake)
+		return 0;
+	return do_mount(pos[0], pos[1], &ma);
+}
+
+/* ---- umount ---- */
+
+static const char umount_usage[] =
+	"usage: tierfs umount [-l] MOUNTPOINT\n"
+	"\n"
+	"Unmount a tierfs mount and wait until its daemon has written everything\n"
+	"and exited. -l detaches a busy mount lazily.\n";
+
+/* Find the volume directory behind a tierfs mount point. */
+static int find_mount(const char *abs, char *vol, size_t len)
+{
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	struct mntent *e;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while ((e = getmntent(f))) {
+		if (!strcmp(e->mnt_dir, abs) && !strncmp(e->mnt_type, "fuse.tierfs", 11)) {
+			snprintf(vol, len, "%s", e->mnt_fsname);
+			found = 1;
+		}
+	}
+	endmntent(f);
+	return found;
+}
+
+int cmd_umount(int argc, char **argv)
+{
+	char abs[PATH_MAX], vol[PATH_MAX], lock[PATH_MAX + 8];
+	int lazy = 0, c, fd;
+
+	opterr = 0;
+	for (int k = 1; k < argc; k++)
+		if (cli_is_help(argv[k])) {
+			fputs(umount_usage, stdout);
+			return 0;
+		}
+	while ((c = getopt(argc, argv, "+l")) != -1) {
+		if (c != 'l') {
+			tfs_error("umount: unknown option '%s'; see 'tierfs umount --help'", argv[optind - 1]);
+			return 2;
+		}
+		lazy = 1;
+	}
+	if (argc - optind != 1) {
+		tfs_error("umount: expected one MOUNTPOINT; see 'tierfs umount --help'");
+		return 2;
+	}
+	if (!realpath(argv[optind], abs)) {
+		/* A dead mount cannot be resolved: try the path as given. */
+		snprintf(abs, sizeof(abs), "%s", argv[optind]);
+	}
+	if (!find_mount(abs, vol, sizeof(vol))) {
+		tfs_error("'%s' is not a tierfs mount", argv[optind]);
+		return 1;
+	}
+	if (umount2(abs, lazy ? MNT_DETACH : 0)) {
+		if (errno == EPERM) {
+			/* not root: fusermount3 knows how */
+			pid_t pid = fork();
+			int status;
+
+			if (pid == 0) {
+				execlp("fusermount3", "fusermount3", lazy ? "-uz" : "-u", abs, (char *)NULL);
+				_exit(127);
+			}
+			if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+			    WEXITSTATUS(status)) {
+				tfs_error("cannot unmount '%s'", argv[optind]);
+				return 1;
+			}
+		} else {
+			tfs_error("cannot unmount '%s': %s", argv[optind],
+				  errno == EBUSY ? "target is busy (files open?); try -l" : strerror(errno));
+			return 1;
+		}
+	}
+	/* Wait for the daemon to finish writing and release the volume. */
+	snprintf(lock, sizeof(lock), "%s/lock", vol);
+	fd = open(lock, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		for (int t = 0; t < 600; t++) {
+			if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+				break;
+			usleep(100000);
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* ---- fsck ---- */
+
+static const char fsck_usage[] =
+	"usage: tierfs fsck [-n] [-v] VOLUME\n"
+	"\n"
+	"Check VOLUME's metadata store against its local data and repair what is\n"
+	"wrong. The volume must not be mounted, except with -n.\n"
+	"\n"
+	"  -n, --dry-run   report only, change nothing\n"
+	"  -v, --verbose   say what is checked\n"
+	"\n"
+	"Exit status: 0 clean, 1 errors repaired, 4 errors left, 8 operational error.\n";
+
+int cmd_fsck(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct volume *v = NULL;
+	char err[1024];
+	int repair = 1, verbose = 0, c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+nvh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			repair = 0;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'h':
+			fputs(fsck_usage, stdout);
+			return 0;
+		default:
+			tfs_error("fsck: unknown option '%s'; see 'tierfs fsck --help'", argv[optind - 1]);
+			return FSCK_FAILED;
+		}
+	}
+	if (argc - optind != 1) {
+		tfs_error("fsck: expected one VOLUME; see 'tierfs fsck --help'");
+		return FSCK_FAILED;
+	}
+	rc = volume_open(argv[optind], repair ? VOL_LOCK : VOL_READONLY, &v, err, sizeof(err));
+	if (rc == -EBUSY) {
+		tfs_error("%s; unmount it first, or check without repairing with -n", err);
+		return FSCK_FAILED;
+	}
+	if (rc) {
+		tfs_error("%s", err);
+		return rc == -EUCLEAN ? FSCK_UNCORRECTED : FSCK_FAILED;
+	}
+	if (repair) {
+		char *clean = NULL;
+
+		/* Finish what an interrupted mount left (unlinked-while-open files,
+		 * unflushed sizes) the way the next mount would. */
+		rc = meta_config_get(v->meta, "clean", &clean);
+		if (rc || strcmp(clean, "1")) {
+			rc = fs_recover(v);
+			if (rc >= 0 && meta_begin(v->meta) == 0) {
+				meta_config_set(v->meta, "clean", "1");
+				meta_commit(v->meta, 1);
+			}
+		} else {
+			rc = 0;
+		}
+		free(clean);
+		if (rc > 0 && verbose)
+			printf("recovered %d items left by an unclean shutdown\n", rc);
+	}
+	rc = fsck_run(v, (repair ? FSCK_REPAIR : 0) | (verbose ? FSCK_VERBOSE : 0), stdout);
+	if (verbose || rc)
+		printf("%s: %s\n", v->dir, rc == FSCK_CLEAN ? "clean" : rc == FSCK_CORRECTED ?
+		       "errors repaired" : rc == FSCK_UNCORRECTED ? "errors left" : "check failed");
+	volume_close(v);
+	return rc;
+}

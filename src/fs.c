@@ -1,0 +1,1723 @@
+/*
+ * fs.c - the home mount's FUSE operations (libfuse low-level API).
+ *
+ * DESIGN
+ * - Namespace and attributes live in SQLite (meta.c); the contents of a
+ *   regular file live in one local sparse file per inode (volume.h), so a
+ *   read or write is a pread/pwrite (or splice) on a local file descriptor
+ *   kept in the FUSE file handle; no lock and no SQL on the data path.
+ * - Inodes the kernel knows (lookup count > 0) or that are open are kept in
+ *   an in-memory table with their current attributes. Size and times that
+ *   change on the data path are updated in memory and written back to SQLite
+ *   by a flusher thread once a second, on fsync (durably), on forget and at
+ *   unmount. After a crash, fs_recover() takes file sizes from the data
+ *   files, so the store never claims bytes that are not there.
+ * - Structural changes (create, link, unlink, rename, mkdir, rmdir) are one
+ *   SQLite transaction each: a crash leaves either the old or the new tree.
+ * - One mutex (fs->lock) protects the SQLite connection, the inode table and
+ *   every in-memory attribute. Nothing blocks on I/O while holding it except
+ *   SQLite itself. Lock order: fs->lock only; no other lock nests inside.
+ * - The kernel caches names and attributes for long timeouts (the home mount
+ *   owns its namespace) and, by default, uses write-back caching; permission
+ *   checks are the kernel's (default_permissions), as on a local disk.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "meta.h"
+#include "util.h"
+
+#define NAME_MAX_BYTES 255
+
+struct inode {
+	uint64_t ino;
+	struct meta_attr a; /* current attributes; protected by fs->lock */
+	uint64_t nlookup;   /* kernel references; protected by fs->lock */
+	uint64_t parent;    /* directories: parent inode, for ".." */
+	int nopen;          /* open file handles; protected by fs->lock */
+	int dirty;          /* a differs from the store; protected by fs->lock */
+	struct inode *hnext;
+	struct inode *dnext; /* dirty list */
+};
+
+struct handle {
+	int fd;
+	struct inode *ino;
+};
+
+struct fs {
+	struct volume *vol;
+	struct meta *meta;
+	struct fs_opts opts;
+	pthread_mutex_t lock;
+	struct inode **htab; /* protected by lock */
+	size_t hsize, hcount;
+	struct inode *dirty; /* protected by lock */
+	uint64_t next_ino;   /* protected by lock */
+	int64_t ncapxattr;   /* security.capability xattrs in the volume */
+	int datafd;
+	pthread_t flusher;
+	pthread_cond_t flusher_cv;
+	int stopping;
+	struct fuse_session *se;
+};
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static int64_t now_ns(void)
+{
+	return (int64_t)now_real_ns();
+}
+
+/* ---- inode table (all with fs->lock held) ---- */
+
+static size_t hslot(struct fs *fs, uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (fs->hsize - 1);
+}
+
+static struct inode *itab_find(struct fs *fs, uint64_t ino)
+{
+	for (struct inode *i = fs->htab[hslot(fs, ino)]; i; i = i->hnext)
+		if (i->ino == ino)
+			return i;
+	return NULL;
+}
+
+static void itab_grow(struct fs *fs)
+{
+	size_t nsize = fs->hsize * 2;
+	struct inode **n = calloc(nsize, sizeof(*n));
+	size_t old = fs->hsize;
+	struct inode **o = fs->htab;
+
+	if (!n)
+		return; /* keep the longer chains */
+	fs->htab = n;
+	fs->hsize = nsize;
+	for (size_t s = 0; s < old; s++) {
+		struct inode *i = o[s], *next;
+
+		for (; i; i = next) {
+			size_t h = hslot(fs, i->ino);
+
+			next = i->hnext;
+			i->hnext = n[h];
+			n[h] = i;
+		}
+	}
+	free(o);
+}
+
+static struct inode *itab_add(struct fs *fs, const struct meta_attr *a)
+{
+	struct inode *i = calloc(1, sizeof(*i));
+	size_t h;
+
+	if (!i)
+		return NULL;
+	i->ino = a->ino;
+	i->a = *a;
+	if (fs->hcount + 1 > fs->hsize)
+		itab_grow(fs);
+	h = hslot(fs, i->ino);
+	i->hnext = fs->htab[h];
+	fs->htab[h] = i;
+	fs->hcount++;
+	return i;
+}
+
+static void itab_remove(struct fs *fs, struct inode *i)
+{
+	struct inode **p = &fs->htab[hslot(fs, i->ino)];
+
+	while (*p && *p != i)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = i->hnext;
+	fs->hcount--;
+	if (i->dirty) {
+		struct inode **d = &fs->dirty;
+
+		while (*d && *d != i)
+			d = &(*d)->dnext;
+		if (*d)
+			*d = i->dnext;
+	}
+	free(i);
+}
+
+/* Find an inode in memory, loading it from the store if needed. */
+static int iget(struct fs *fs, uint64_t ino, struct inode **out)
+{
+	struct meta_attr a;
+	int rc;
+
+	*out = itab_find(fs, ino);
+	if (*out)
+		return 0;
+	rc = meta_inode_get(fs->meta, ino, &a);
+	if (rc)
+		return rc;
+	*out = itab_add(fs, &a);
+	return *out ? 0 : -ENOMEM;
+}
+
+static void mark_dirty(struct fs *fs, struct inode *i)
+{
+	if (!i->dirty) {
+		i->dirty = 1;
+		i->dnext = fs->dirty;
+		fs->dirty = i;
+	}
+}
+
+/* Write one inode's attributes now (inside the caller's transaction). */
+static int iwrite(struct fs *fs, struct inode *i)
+{
+	int rc = meta_inode_update(fs->meta, &i->a);
+
+	if (!rc && i->dirty) {
+		struct inode **d = &fs->dirty;
+
+		while (*d && *d != i)
+			d = &(*d)->dnext;
+		if (*d)
+			*d = i->dnext;
+		i->dirty = 0;
+	}
+	return rc;
+}
+
+/* Write all dirty inodes in one transaction. */
+static int flush_dirty(struct fs *fs, int durable)
+{
+	int rc;
+
+	if (!fs->dirty && !durable)
+		return 0;
+	rc = meta_begin(fs->meta);
+	if (rc)
+		return rc;
+	while (fs->dirty) {
+		struct inode *i = fs->dirty;
+
+		fs->dirty = i->dnext;
+		i->dirty = 0;
+		rc = meta_inode_update(fs->meta, &i->a);
+		if (rc && rc != -ENOENT) {
+			mark_dirty(fs, i);
+			meta_rollback(fs->meta);
+			return rc;
+		}
+	}
+	return meta_commit(fs->meta, durable);
+}
+
+static void data_unlink(struct fs *fs, uint64_t ino)
+{
+	char name[VOLUME_DATA_NAME_MAX];
+
+	volume_data_name(ino, name);
+	if (unlinkat(fs->datafd, name, 0) && errno != ENOENT)
+		log_warn("cannot remove data file of inode %llu: %s", (unsigned long long)ino,
+			 strerror(errno));
+}
+
+/*
+ * Drop an inode from memory when the kernel and all handles are done with
+ * it; delete it for good if it has no links left.
+ */
+static void iput_maybe(struct fs *fs, struct inode *i)
+{
+	if (i->nlookup || i->nopen || i->ino == META_ROOT_INO)
+		return;
+	if (i->a.nlink == 0) {
+		int rc = meta_begin(fs->meta);
+
+		if (!rc)
+			rc = meta_inode_delete(fs->meta, i->ino);
+		if (!rc)
+			rc = meta_commit(fs->meta, 0);
+		else
+			meta_rollback(fs->meta);
+		if (rc)
+			log_error("cannot delete inode %llu: %s", (unsigned long long)i->ino, strerror(-rc));
+		if (S_ISREG(i->a.mode))
+			data_unlink(fs, i->ino);
+	} else if (i->dirty) {
+		int rc = meta_begin(fs->meta);
+
+		if (!rc)
+			rc = iwrite(fs, i);
+		if (!rc)
+			rc = meta_commit(fs->meta, 0);
+		else
+			meta_rollback(fs->meta);
+		if (rc) {
+			log_error("cannot write inode %llu: %s", (unsigned long long)i->ino, strerror(-rc));
+			return; /* keep it; the flusher retries */
+		}
+	}
+	itab_remove(fs, i);
+}
+
+/* ---- attribute replies ---- */
+
+static void ts_from_ns(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {
+		ts->tv_nsec += 1000000000;
+		ts->tv_sec--;
+	}
+}
+
+static int64_t ns_from_ts(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static void fill_stat(struct fs *fs, const struct inode *i, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = i->ino;
+	st->st_mode = i->a.mode;
+	st->st_nlink = i->a.nlink;
+	st->st_uid = i->a.uid;
+	st->st_gid = i->a.gid;
+	st->st_rdev = i->a.rdev;
+	st->st_size = (off_t)i->a.size;
+	st->st_blksize = 4096;
+	ts_from_ns(&st->st_atim, i->a.atime);
+	ts_from_ns(&st->st_mtim, i->a.mtime);
+	ts_from_ns(&st->st_ctim, i->a.ctime);
+	if (S_ISREG(i->a.mode)) {
+		char name[VOLUME_DATA_NAME_MAX];
+		struct stat ds;
+
+		volume_data_name(i->ino, name);
+		if (fstatat(fs->datafd, name, &ds, 0) == 0)
+			st->st_blocks = ds.st_blocks;
+	} else if (S_ISDIR(i->a.mode)) {
+		st->st_size = 4096;
+		st->st_blocks = 8;
+	}
+}
+
+static void fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = i->ino;
+	e->generation = 1;
+	e->attr_timeout = fs->opts.attr_timeout;
+	e->entry_timeout = fs->opts.entry_timeout;
+	fill_stat(fs, i, &e->attr);
+}
+
+/* Reply to a lookup-like request and take a kernel reference. */
+static void reply_entry_locked(fuse_req_t req, struct fs *fs, struct inode *i)
+{
+	struct fuse_entry_param e;
+
+	fill_entry(fs, i, &e);
+	i->nlookup++;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		i->nlookup--; /* the request was interrupted: no reference taken */
+}
+
+static int check_name(const char *name)
+{
+	return strlen(name) > NAME_MAX_BYTES ? -ENAMETOOLONG : 0;
+}
+
+/* ---- operations ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *fs = userdata;
+
+	if (fs->opts.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		fs->opts.writeback_cache = 0;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_MOVE;
+	/* Locks: the kernel's own flock and POSIX locks are exact for a single
+	 * host, which the home mount is. */
+	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_attr a;
+	struct inode *i;
+	uint64_t ino;
+	int rc = check_name(name);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = meta_lookup(fs->meta, parent, name, strlen(name), &ino, &a);
+	if (rc == -ENOENT) {
+		struct fuse_entry_param e;
+
+		pthread_mutex_unlock(&fs->lock);
+		/* A negative entry the kernel may cache: we own the namespace. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->opts.entry_timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc)
+		goto err;
+	i = itab_find(fs, ino);
+	if (!i && !(i = itab_add(fs, &a))) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	if (S_ISDIR(i->a.mode))
+		i->parent = parent;
+	reply_entry_locked(req, fs, i);
+	pthread_mutex_unlock(&fs->lock);
+	return;
+err:
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void forget_one(struct fs *fs, fuse_ino_t ino, uint64_t n)
+{
+	struct inode *i = itab_find(fs, ino);
+
+	if (!i)
+		return;
+	i->nlookup = n > i->nlookup ? 0 : i->nlookup - n;
+	iput_maybe(fs, i);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs *fs = req_fs(req);
+
+	pthread_mutex_lock(&fs->lock);
+	forget_one(fs, ino, nlookup);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	struct fs *fs = req_fs(req);
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t k = 0; k < count; k++)
+		forget_one(fs, forgets[k].ino, forgets[k].nlookup);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct inode *i;
+	struct stat st;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, ino, &i);
+	if (!rc)
+		fill_stat(fs, i, &st);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, fs->opts.attr_timeout);
+}
+
+static int open_data(struct fs *fs, uint64_t ino, int flags)
+{
+	char name[VOLUME_DATA_NAME_MAX];
+	int fd;
+
+	volume_data_name(ino, name);
+	fd = openat(fs->datafd, name, flags | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && !(flags & O_CREAT))
+		fd = openat(fs->datafd, name, flags | O_CREAT | O_CLOEXEC, 0600); /* mknod'ed file */
+	return fd < 0 ? -errno : fd;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct inode *i;
+	struct stat st;
+	int64_t now = now_ns();
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, ino, &i);
+	if (rc)
+		goto out;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		int fd = fi ? ((struct handle *)(uintptr_t)fi->fh)->fd : -1;
+		int own = 0;
+
+		if (!S_ISREG(i->a.mode)) {
+			rc = S_ISDIR(i->a.mode) ? -EISDIR : -EINVAL;
+			goto out;
+		}
+		if (fd < 0) {
+			fd = open_data(fs, ino, O_RDWR);
+			own = 1;
+		}
+		if (fd < 0) {
+			rc = fd;
+			goto out;
+		}
+		if (ftruncate(fd, attr->st_size))
+			rc = -errno;
+		if (own)
+			close(fd);
+		if (rc)
+			goto out;
+		i->a.size = (uint64_t)attr->st_size;
+		if (!(to_set & FUSE_SET_ATTR_MTIME))
+			i->a.mtime = now;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE)
+		i->a.mode = (i->a.mode & S_IFMT) | (attr->st_mode & 07777);
+	if (to_set & FUSE_SET_ATTR_UID)
+		i->a.uid = attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		i->a.gid = attr->st_gid;
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		i->a.atime = now;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		i->a.atime = ns_from_ts(&attr->st_atim);
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		i->a.mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		i->a.mtime = ns_from_ts(&attr->st_mtim);
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		i->a.ctime = ns_from_ts(&attr->st_ctim);
+	else
+		i->a.ctime = now;
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) {
+		/* Ownership, permission and size changes are written at once. */
+		rc = meta_begin(fs->meta);
+		if (!rc)
+			rc = iwrite(fs, i);
+		if (!rc)
+			rc = meta_commit(fs->meta, 0);
+		else
+			meta_rollback(fs->meta);
+	} else {
+		mark_dirty(fs, i);
+	}
+	fill_stat(fs, i, &st);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, fs->opts.attr_timeout);
+}
+
+/*
+ * Create any kind of inode under parent: one transaction for the inode, its
+ * entry and the parent's link count. For regular files the data file is
+ * created first, so a crash can leave only an unreferenced data file, which
+ * fsck removes.
+ */
+static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev, const char *link_target, struct inode **out, int *fd_out)
+{
+	struct fs *fs = req_fs(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct inode *p, *i = NULL;
+	struct meta_attr a;
+	uint64_t existing;
+	int64_t now = now_ns();
+	int fd = -1;
+	int rc = check_name(name);
+
+	if (rc)
+		return rc;
+	rc = iget(fs, parent, &p);
+	if (rc)
+		return rc;
+	if (!S_ISDIR(p->a.mode))
+		return -ENOTDIR;
+	if (p->a.nlink == 0)
+		return -ENOENT;
+	rc = meta_lookup(fs->meta, parent, name, strlen(name), &existing, NULL);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	memset(&a, 0, sizeof(a));
+	a.ino = fs->next_ino++;
+	a.mode = mode;
+	a.uid = ctx->uid;
+	a.gid = ctx->gid;
+	if (p->a.mode & S_ISGID) {
+		a.gid = p->a.gid;
+		if (S_ISDIR(mode))
+			a.mode |= S_ISGID;
+	}
+	a.nlink = S_ISDIR(mode) ? 2 : 1;
+	a.rdev = rdev;
+	a.atime = a.mtime = a.ctime = now;
+	if (link_target)
+		a.size = strlen(link_target);
+	if (S_ISREG(mode)) {
+		char dname[VOLUME_DATA_NAME_MAX];
+
+		volume_data_name(a.ino, dname);
+		fd = openat(fs->datafd, dname, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+	}
+	rc = meta_begin(fs->meta);
+	if (rc)
+		goto fail;
+	rc = meta_inode_insert(fs->meta, &a, link_target, link_target ? strlen(link_target) : 0);
+	if (!rc)
+		rc = meta_dentry_insert(fs->meta, parent, name, strlen(name), a.ino, mode);
+	if (!rc && S_ISDIR(mode)) {
+		p->a.nlink++;
+		p->a.mtime = p->a.ctime = now;
+		rc = iwrite(fs, p);
+	}
+	if (!rc)
+		rc = meta_commit(fs->meta, 0);
+	else
+		meta_rollback(fs->meta);
+	if (rc) {
+		if (S_ISDIR(mode))
+			p->a.nlink--;
+		goto fail;
+	}
+	p->a.mtime = p->a.ctime = now;
+	mark_dirty(fs, p);
+	i = itab_add(fs, &a);
+	if (!i) {
+		rc = -ENOMEM;
+		goto fail_committed;
+	}
+	if (S_ISDIR(mode))
+		i->parent = parent;
+	*out = i;
+	if (fd_out)
+		*fd_out = fd;
+	else if (fd >= 0)
+		close(fd);
+	return 0;
+fail:
+	if (fd >= 0) {
+		char dname[VOLUME_DATA_NAME_MAX];
+
+		close(fd);
+		volume_data_name(a.ino, dname);
+		unlinkat(fs->datafd, dname, 0);
+	}
+	return rc;
+fail_committed:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static void reply_new_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			   dev_t rdev, const char *target)
+{
+	struct fs *fs = req_fs(req);
+	struct inode *i;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = make_node(req, parent, name, mode, rdev, target, &i, NULL);
+	if (!rc)
+		reply_entry_locked(req, fs, i);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	reply_new_node(req, parent, name, mode, rdev, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	reply_new_node(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	if (strlen(link) >= 4096) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	reply_new_node(req, parent, name, S_IFLNK | 0777, 0, link);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct tbuf b = TBUF_INIT;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = meta_readlink(fs->meta, ino, &b);
+	pthread_mutex_unlock(&fs->lock);
+	if (!rc)
+		rc = tbuf_append(&b, "", 1);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, (const char *)b.data);
+	tbuf_release(&b);
+}
+
+static struct handle *handle_new(struct inode *i, int fd)
+{
+	struct handle *h = malloc(sizeof(*h));
+
+	if (h) {
+		h->fd = fd;
+		h->ino = i;
+	}
+	return h;
+}
+
+static void set_open_flags(struct fs *fs, struct fuse_file_info *fi)
+{
+	/* The home mount is the only writer of its files: keep the page cache. */
+	fi->keep_cache = 1;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct handle *h = NULL;
+	struct inode *i;
+	int fd = -1;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = make_node(req, parent, name, S_IFREG | (mode & 07777), 0, NULL, &i, &fd);
+	if (rc)
+		goto out;
+	h = handle_new(i, fd);
+	if (!h) {
+		/* The file exists now; the kernel's lookup will find it. */
+		close(fd);
+		rc = -ENOMEM;
+		goto out;
+	}
+	i->nopen++;
+	i->nlookup++;
+	fill_entry(fs, i, &e);
+	fi->fh = (uintptr_t)h;
+	set_open_flags(fs, fi);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		pthread_mutex_lock(&fs->lock);
+		i->nopen--;
+		i->nlookup--;
+		close(h->fd);
+		free(h);
+		iput_maybe(fs, i);
+		pthread_mutex_unlock(&fs->lock);
+	}
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *h;
+	struct inode *i;
+	int64_t now = now_ns();
+	int fd, rc;
+
+	/* Open the data file read-write whatever the caller asked: with
+	 * write-back caching the kernel reads through write-only handles and
+	 * writes through any handle. O_APPEND is the kernel's business (it sends
+	 * the offset), and O_DIRECT is not wanted on the backing file. */
+	fd = open_data(fs, ino, O_RDWR | (fi->flags & O_TRUNC));
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, ino, &i);
+	if (rc)
+		goto out;
+	h = handle_new(i, fd);
+	if (!h) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	i->nopen++;
+	if (fi->flags & O_TRUNC) {
+		i->a.size = 0;
+		i->a.mtime = i->a.ctime = now;
+		mark_dirty(fs, i);
+	}
+	/* relatime: atime moves when it is older than mtime or a day old */
+	if ((fi->flags & O_ACCMODE) != O_WRONLY &&
+	    (i->a.atime <= i->a.mtime || now - i->a.atime > 86400ll * 1000000000)) {
+		i->a.atime = now;
+		mark_dirty(fs, i);
+	}
+	fi->fh = (uintptr_t)h;
+	set_open_flags(fs, fi);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (rc) {
+		close(fd);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		pthread_mutex_lock(&fs->lock);
+		i->nopen--;
+		close(h->fd);
+		free(h);
+		iput_maybe(fs, i);
+		pthread_mutex_unlock(&fs->lock);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = h->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* Account a write that ended at end: grow the size, move mtime. */
+static void note_write(struct fs *fs, struct inode *i, uint64_t end)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (end > i->a.size)
+		i->a.size = end;
+	if (!fs->opts.writeback_cache)
+		i->a.mtime = i->a.ctime = now_ns();
+	mark_dirty(fs, i);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	ssize_t n;
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = h->fd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in, 0);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	note_write(fs, h->ino, (uint64_t)off + (uint64_t)n);
+	fuse_reply_write(req, (size_t)n);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	close(h->fd);
+	pthread_mutex_lock(&fs->lock);
+	h->ino->nopen--;
+	iput_maybe(fs, h->ino);
+	pthread_mutex_unlock(&fs->lock);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc = 0;
+
+	if ((datasync ? fdatasync(h->fd) : fsync(h->fd)) != 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	/* Size and times, and every namespace change before this one, become
+	 * durable with one synced WAL commit. */
+	pthread_mutex_lock(&fs->lock);
+	rc = flush_dirty(fs, 1);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = flush_dirty(fs, 1);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	if (fallocate(h->fd, mode, off, len)) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (!(mode & FALLOC_FL_KEEP_SIZE))
+		note_write(fs, h->ino, (uint64_t)off + (uint64_t)len);
+	else if (mode & FALLOC_FL_PUNCH_HOLE)
+		note_write(fs, h->ino, 0);
+	fuse_reply_err(req, 0);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct fs *fs = req_fs(req);
+	struct handle *hi = (struct handle *)(uintptr_t)fi_in->fh;
+	struct handle *ho = (struct handle *)(uintptr_t)fi_out->fh;
+	ssize_t n = copy_file_range(hi->fd, &off_in, ho->fd, &off_out, len, (unsigned)flags);
+
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	note_write(fs, ho->ino, (uint64_t)off_out);
+	fuse_reply_write(req, (size_t)n);
+}
+
+/* ---- namespace changes ---- */
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fs *fs = req_fs(req);
+	struct inode *i, *p;
+	uint64_t existing;
+	int64_t now = now_ns();
+	int rc = check_name(newname);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, ino, &i);
+	if (!rc)
+		rc = iget(fs, newparent, &p);
+	if (rc)
+		goto out;
+	if (S_ISDIR(i->a.mode)) {
+		rc = -EPERM;
+		goto out;
+	}
+	rc = meta_lookup(fs->meta, newparent, newname, strlen(newname), &existing, NULL);
+	if (rc != -ENOENT) {
+		rc = rc ? rc : -EEXIST;
+		goto out;
+	}
+	rc = meta_begin(fs->meta);
+	if (rc)
+		goto out;
+	i->a.nlink++;
+	i->a.ctime = now;
+	rc = meta_dentry_insert(fs->meta, newparent, newname, strlen(newname), ino, i->a.mode);
+	if (!rc)
+		rc = iwrite(fs, i);
+	if (!rc)
+		rc = meta_commit(fs->meta, 0);
+	else
+		meta_rollback(fs->meta);
+	if (rc) {
+		i->a.nlink--;
+		goto out;
+	}
+	p->a.mtime = p->a.ctime = now;
+	mark_dirty(fs, p);
+	reply_entry_locked(req, fs, i);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+}
+
+/*
+ * Remove the entry parent/name inside the caller's transaction; the inode
+ * loses a link (a directory all of them). The inode itself is deleted when
+ * the kernel forgets it (see iput_maybe), so open files stay readable.
+ */
+static int remove_entry(struct fs *fs, struct inode *p, const char *name, struct inode *victim,
+			int64_t now)
+{
+	int rc = meta_dentry_delete(fs->meta, p->ino, name, strlen(name));
+
+	if (rc)
+		return rc;
+	if (S_ISDIR(victim->a.mode)) {
+		victim->a.nlink = 0;
+		p->a.nlink--;
+	} else {
+		victim->a.nlink--;
+	}
+	victim->a.ctime = now;
+	rc = iwrite(fs, victim);
+	if (!rc && S_ISDIR(victim->a.mode))
+		rc = iwrite(fs, p);
+	return rc;
+}
+
+static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int dir)
+{
+	struct fs *fs = req_fs(req);
+	struct meta_attr p_saved, v_saved;
+	struct inode *p, *v;
+	uint64_t ino;
+	int64_t now = now_ns();
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, parent, &p);
+	if (!rc)
+		rc = meta_lookup(fs->meta, parent, name, strlen(name), &ino, NULL);
+	if (!rc)
+		rc = iget(fs, ino, &v);
+	if (rc)
+		goto out;
+	if (dir && !S_ISDIR(v->a.mode)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	if (!dir && S_ISDIR(v->a.mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (dir) {
+		rc = meta_dir_empty(fs->meta, ino);
+		if (rc <= 0) {
+			rc = rc ? rc : -ENOTEMPTY;
+			goto out;
+		}
+	}
+	p_saved = p->a;
+	v_saved = v->a;
+	rc = meta_begin(fs->meta);
+	if (rc)
+		goto out;
+	rc = remove_entry(fs, p, name, v, now);
+	if (!rc)
+		rc = meta_commit(fs->meta, 0);
+	else
+		meta_rollback(fs->meta);
+	if (rc) {
+		p->a = p_saved;
+		v->a = v_saved;
+		goto out;
+	}
+	p->a.mtime = p->a.ctime = now;
+	mark_dirty(fs, p);
+	iput_maybe(fs, v);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, 1);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs *fs = req_fs(req);
+	struct inode *p, *np, *src, *dst = NULL;
+	struct meta_attr sp, snp, ssrc, sdst;
+	uint64_t sino, dino;
+	int64_t now = now_ns();
+	int rc = check_name(newname);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, parent, &p);
+	if (!rc)
+		rc = iget(fs, newparent, &np);
+	if (!rc)
+		rc = meta_lookup(fs->meta, parent, name, strlen(name), &sino, NULL);
+	if (!rc)
+		rc = iget(fs, sino, &src);
+	if (rc)
+		goto out;
+	rc = meta_lookup(fs->meta, newparent, newname, strlen(newname), &dino, NULL);
+	if (rc == 0) {
+		rc = iget(fs, dino, &dst);
+		if (rc)
+			goto out;
+	} else if (rc != -ENOENT) {
+		goto out;
+	}
+	rc = 0;
+	if (dst == src && !(flags & RENAME_EXCHANGE)) {
+		/* Same inode under both names: POSIX says do nothing. */
+		if (flags & RENAME_NOREPLACE)
+			rc = -EEXIST;
+		goto out;
+	}
+	if ((flags & RENAME_NOREPLACE) && dst) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if ((flags & RENAME_EXCHANGE) && !dst) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (dst && !(flags & RENAME_EXCHANGE)) {
+		if (S_ISDIR(src->a.mode) && !S_ISDIR(dst->a.mode)) {
+			rc = -ENOTDIR;
+			goto out;
+		}
+		if (!S_ISDIR(src->a.mode) && S_ISDIR(dst->a.mode)) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if (S_ISDIR(dst->a.mode)) {
+			rc = meta_dir_empty(fs->meta, dst->ino);
+			if (rc <= 0) {
+				rc = rc ? rc : -ENOTEMPTY;
+				goto out;
+			}
+			rc = 0;
+		}
+	}
+	sp = p->a;
+	snp = np->a;
+	ssrc = src->a;
+	if (dst)
+		sdst = dst->a;
+	rc = meta_begin(fs->meta);
+	if (rc)
+		goto out;
+	if (flags & RENAME_EXCHANGE) {
+		rc = meta_dentry_set_ino(fs->meta, parent, name, strlen(name), dst->ino, dst->a.mode);
+		if (!rc)
+			rc = meta_dentry_set_ino(fs->meta, newparent, newname, strlen(newname),
+						 src->ino, src->a.mode);
+		if (!rc && p != np && S_ISDIR(src->a.mode) != S_ISDIR(dst->a.mode)) {
+			/* A directory changes parent: move one ".." link. */
+			if (S_ISDIR(src->a.mode)) {
+				p->a.nlink--;
+				np->a.nlink++;
+			} else {
+				p->a.nlink++;
+				np->a.nlink--;
+			}
+		}
+		dst->a.ctime = now;
+		if (!rc)
+			rc = iwrite(fs, dst);
+	} else {
+		if (dst)
+			rc = remove_entry(fs, np, newname, dst, now);
+		if (!rc)
+			rc = meta_dentry_delete(fs->meta, parent, name, strlen(name));
+		if (!rc)
+			rc = meta_dentry_insert(fs->meta, newparent, newname, strlen(newname),
+						src->ino, src->a.mode);
+		if (!rc && S_ISDIR(src->a.mode) && p != np) {
+			p->a.nlink--;
+			np->a.nlink++;
+		}
+	}
+	src->a.ctime = now;
+	p->a.mtime = p->a.ctime = now;
+	np->a.mtime = np->a.ctime = now;
+	if (!rc)
+		rc = iwrite(fs, src);
+	if (!rc)
+		rc = iwrite(fs, p);
+	if (!rc && np != p)
+		rc = iwrite(fs, np);
+	if (!rc)
+		rc = meta_commit(fs->meta, 0);
+	else
+		meta_rollback(fs->meta);
+	if (rc) {
+		p->a = sp;
+		np->a = snp;
+		src->a = ssrc;
+		if (dst)
+			dst->a = sdst;
+		goto out;
+	}
+	if (S_ISDIR(src->a.mode))
+		src->parent = newparent;
+	if (dst && (flags & RENAME_EXCHANGE) && S_ISDIR(dst->a.mode))
+		dst->parent = parent;
+	if (dst && !(flags & RENAME_EXCHANGE))
+		iput_maybe(fs, dst);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- directories ---- */
+
+struct rd_ctx {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+static int rd_add(void *arg, const char *name, size_t len, uint64_t ino, uint32_t mode,
+		  uint64_t cookie)
+{
+	struct rd_ctx *c = arg;
+	struct stat st;
+	char nm[NAME_MAX_BYTES + 1];
+	size_t need;
+
+	if (len > NAME_MAX_BYTES)
+		len = NAME_MAX_BYTES;
+	memcpy(nm, name, len);
+	nm[len] = '\0';
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = mode;
+	need = fuse_add_direntry(c->req, c->buf + c->used, c->size - c->used, nm, &st, (off_t)cookie);
+	if (need > c->size - c->used)
+		return 1;
+	c->used += need;
+	return 0;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct rd_ctx c = { req, NULL, size, 0 };
+	struct inode *d;
+	int rc;
+
+	c.buf = malloc(size);
+	if (!c.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, ino, &d);
+	if (rc)
+		goto out;
+	if (!S_ISDIR(d->a.mode)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	if (off < 1 && rd_add(&c, ".", 1, ino, S_IFDIR, 1))
+		goto out;
+	if (off < 2 && rd_add(&c, "..", 2, ino == META_ROOT_INO || !d->parent ? ino : d->parent,
+			      S_IFDIR, 2))
+		goto out;
+	rc = meta_readdir(fs->meta, ino, off < 2 ? 2 : (uint64_t)off, rd_add, &c);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, c.buf, c.used);
+	free(c.buf);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct statvfs sv;
+
+	if (fstatvfs(fs->datafd, &sv)) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = NAME_MAX_BYTES;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes ---- */
+
+static int xattr_name_ok(const char *name)
+{
+	/* The namespaces a local filesystem stores; ACLs (system.*) would need
+	 * kernel support we do not negotiate. */
+	if (strncmp(name, "user.", 5) && strncmp(name, "trusted.", 8) &&
+	    strncmp(name, "security.", 9))
+		return -EOPNOTSUPP;
+	if (strlen(name) > XATTR_NAME_MAX)
+		return -ERANGE;
+	return 0;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct fs *fs = req_fs(req);
+	struct inode *i;
+	int rc = xattr_name_ok(name);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (size > XATTR_SIZE_MAX) {
+		fuse_reply_err(req, E2BIG);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, ino, &i);
+	if (!rc)
+		rc = meta_begin(fs->meta);
+	if (rc)
+		goto out;
+	rc = meta_xattr_set(fs->meta, ino, name, value, size, flags);
+	if (!rc) {
+		i->a.ctime = now_ns();
+		rc = iwrite(fs, i);
+	}
+	if (!rc)
+		rc = meta_commit(fs->meta, 0);
+	else
+		meta_rollback(fs->meta);
+	if (!rc && !strcmp(name, "security.capability"))
+		fs->ncapxattr++;
+out:
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void reply_xattr_buf(fuse_req_t req, struct tbuf *b, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, b->len);
+	else if (b->len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)b->data, b->len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs *fs = req_fs(req);
+	struct tbuf b = TBUF_INIT;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	/* The kernel asks for security.capability before every write; answer
+	 * from memory while no file in the volume has one. */
+	if (fs->ncapxattr == 0 && !strcmp(name, "security.capability"))
+		rc = -ENODATA;
+	else
+		rc = meta_xattr_get(fs->meta, ino, name, &b);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_xattr_buf(req, &b, size);
+	tbuf_release(&b);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs *fs = req_fs(req);
+	struct tbuf b = TBUF_INIT;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = meta_xattr_list(fs->meta, ino, &b);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_xattr_buf(req, &b, size);
+	tbuf_release(&b);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct inode *i;
+	int rc = xattr_name_ok(name);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = iget(fs, ino, &i);
+	if (!rc)
+		rc = meta_begin(fs->meta);
+	if (rc)
+		goto out;
+	rc = meta_xattr_remove(fs->meta, ino, name);
+	if (!rc) {
+		i->a.ctime = now_ns();
+		rc = iwrite(fs, i);
+	}
+	if (!rc)
+		rc = meta_commit(fs->meta, 0);
+	else
+		meta_rollback(fs->meta);
+out:
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.release = op_release,
+	.fsync = op_fsync,
+	.readdir = op_readdir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+	.fallocate = op_fallocate,
+	.copy_file_range = op_copy_file_range,
+};
+
+/* ---- recovery, flusher, lifecycle ---- */
+
+int fs_recover(struct volume *v)
+{
+	sqlite3 *db = meta_db(v->meta);
+	sqlite3_stmt *s = NULL;
+	int repairs = 0, rc;
+
+	rc = meta_begin(v->meta);
+	if (rc)
+		return rc;
+	/* Inodes unlinked while open when the mount died. */
+	if (sqlite3_prepare_v2(db, "SELECT ino, mode FROM inode WHERE nlink=0 AND ino<>1", -1, &s,
+			       NULL) != SQLITE_OK)
+		goto sqlfail;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		uint64_t ino = (uint64_t)sqlite3_column_int64(s, 0);
+
+		if (S_ISREG((mode_t)sqlite3_column_int64(s, 1))) {
+			char name[VOLUME_DATA_NAME_MAX];
+
+			volume_data_name(ino, name);
+			unlinkat(v->datafd, name, 0);
+		}
+		repairs++;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_exec(db, "DELETE FROM xattr WHERE ino IN (SELECT ino FROM inode WHERE nlink=0 AND ino<>1);"
+			 "DELETE FROM inode WHERE nlink=0 AND ino<>1", NULL, NULL, NULL) != SQLITE_OK)
+		goto sqlfail;
+	/* Sizes written through the data path but not yet flushed. */
+	if (sqlite3_prepare_v2(db, "SELECT ino, size FROM inode WHERE (mode & 61440) = 32768", -1, &s,
+			       NULL) != SQLITE_OK)
+		goto sqlfail;
+	{
+		sqlite3_stmt *u = NULL;
+
+		if (sqlite3_prepare_v2(db, "UPDATE inode SET size=?2 WHERE ino=?1", -1, &u, NULL) != SQLITE_OK)
+			goto sqlfail;
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			uint64_t ino = (uint64_t)sqlite3_column_int64(s, 0);
+			uint64_t size = (uint64_t)sqlite3_column_int64(s, 1);
+			char name[VOLUME_DATA_NAME_MAX];
+			struct stat st;
+
+			volume_data_name(ino, name);
+			if (fstatat(v->datafd, name, &st, 0) == 0 && (uint64_t)st.st_size != size) {
+				sqlite3_bind_int64(u, 1, (int64_t)ino);
+				sqlite3_bind_int64(u, 2, st.st_size);
+				sqlite3_step(u);
+				sqlite3_reset(u);
+				repairs++;
+			}
+		}
+		sqlite3_finalize(u);
+	}
+	sqlite3_finalize(s);
+	rc = meta_commit(v->meta, 1);
+	return rc ? rc : repairs;
+sqlfail:
+	log_error("recovery: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	meta_rollback(v->meta);
+	return -EIO;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->lock);
+	while (!fs->stopping) {
+		struct timespec ts;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&fs->flusher_cv, &fs->lock, &ts);
+		rc = flush_dirty(fs, 0);
+		if (rc)
+			log_error("cannot write attributes to the metadata store: %s", strerror(-rc));
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return NULL;
+}
+
+void fs_opts_default(struct fs_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->attr_timeout = 3600;
+	o->entry_timeout = 3600;
+	o->writeback_cache = 1;
+}
+
+static int set_clean(struct meta *m, int clean)
+{
+	int rc = meta_begin(m);
+
+	if (!rc)
+		rc = meta_config_set(m, "clean", clean ? "1" : "0");
+	if (!rc)
+		rc = meta_commit(m, 1);
+	else
+		meta_rollback(m);
+	return rc;
+}
+
+int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
+	   void (*ready)(void *arg), void *arg, char *err, size_t errlen)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *lc = NULL;
+	struct meta_attr root;
+	char *clean = NULL, fsname[4200];
+	int rc, mounted = 0, flusher = 0;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->vol = vol;
+	fs->meta = vol->meta;
+	fs->opts = *o;
+	fs->datafd = vol->datafd;
+	pthread_mutex_init(&fs->lock, NULL);
+	pthread_cond_init(&fs->flusher_cv, NULL);
+	fs->hsize = 4096;
+	fs->htab = calloc(fs->hsize, sizeof(*fs->htab));
+	if (!fs->htab) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (meta_config_get(fs->meta, "clean", &clean) || strcmp(clean, "1")) {
+		rc = fs_recover(vol);
+		if (rc < 0) {
+			snprintf(err, errlen, "cannot recover volume '%s': %s", vol->dir, strerror(-rc));
+			goto out;
+		}
+		log_warn("volume '%s' was not unmounted cleanly; recovered (%d repairs)", vol->dir, rc);
+	}
+	rc = set_clean(fs->meta, 0);
+	if (rc) {
+		snprintf(err, errlen, "cannot write to metadata store of '%s': %s", vol->dir, strerror(-rc));
+		goto out;
+	}
+	fs->next_ino = meta_max_ino(fs->meta) + 1;
+	fs->ncapxattr = meta_xattr_count_name(fs->meta, "security.capability");
+	rc = meta_inode_get(fs->meta, META_ROOT_INO, &root);
+	if (rc || !itab_add(fs, &root)) {
+		snprintf(err, errlen, "metadata store of '%s' has no root directory", vol->dir);
+		rc = -EUCLEAN;
+		goto out;
+	}
+	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=tierfs,allow_other,default_permissions",
+		 vol->dir);
+	if (fuse_opt_add_arg(&args, "tierfs") || fuse_opt_add_arg(&args, fsname) ||
+	    (o->fuse_opts && *o->fuse_opts && (fuse_opt_add_arg(&args, "-o") ||
+					       fuse_opt_add_arg(&args, o->fuse_opts))) ||
+	    (o->debug && fuse_opt_add_arg(&args, "-d"))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	fs->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
+	if (!fs->se) {
+		snprintf(err, errlen, "cannot start FUSE session (bad mount options?)");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (fuse_set_signal_handlers(fs->se)) {
+		snprintf(err, errlen, "cannot install signal handlers");
+		rc = -EIO;
+		goto out;
+	}
+	if (fuse_session_mount(fs->se, mountpoint)) {
+		snprintf(err, errlen, "cannot mount on '%s'", mountpoint);
+		rc = -EIO;
+		goto out;
+	}
+	mounted = 1;
+	if (pthread_create(&fs->flusher, NULL, flusher_main, fs) == 0)
+		flusher = 1;
+	if (ready)
+		ready(arg);
+	lc = fuse_loop_cfg_create();
+	if (!lc) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	fuse_loop_cfg_set_clone_fd(lc, 1);
+	fuse_loop_cfg_set_max_threads(lc, o->max_threads ? o->max_threads : 16);
+	fuse_loop_cfg_set_idle_threads(lc, 8);
+	rc = fuse_session_loop_mt(fs->se, lc);
+	if (rc < 0)
+		log_error("FUSE session ended with an error: %s", strerror(-rc));
+	rc = 0;
+out:
+	if (flusher) {
+		pthread_mutex_lock(&fs->lock);
+		fs->stopping = 1;
+		pthread_cond_signal(&fs->flusher_cv);
+		pthread_mutex_unlock(&fs->lock);
+		pthread_join(fs->flusher, NULL);
+	}
+	if (mounted)
+		fuse_session_unmount(fs->se);
+	if (fs->se) {
+		fuse_remove_signal_handlers(fs->se);
+		fuse_session_destroy(fs->se);
+	}
+	fuse_loop_cfg_destroy(lc);
+	if (mounted) {
+		/* Write what is pending; forget every inode (deleting the
+		 * unlinked ones); mark the volume clean. */
+		int frc;
+
+		pthread_mutex_lock(&fs->lock);
+		frc = flush_dirty(fs, 0);
+		for (size_t s = 0; s < fs->hsize && !frc; s++) {
+			while (fs->htab[s]) {
+				struct inode *i = fs->htab[s];
+
+				i->nlookup = 0;
+				i->nopen = 0;
+				if (i->ino == META_ROOT_INO) {
+					itab_remove(fs, i);
+					continue;
+				}
+				iput_maybe(fs, i);
+				if (fs->htab[s] == i) /* could not be written */
+					itab_remove(fs, i);
+			}
+		}
+		pthread_mutex_unlock(&fs->lock);
+		if (!frc)
+			frc = set_clean(fs->meta, 1);
+		if (frc)
+			log_error("unmount of '%s' could not write all metadata: %s; fsck will repair",
+				  vol->dir, strerror(-frc));
+	}
+	for (size_t s = 0; fs->htab && s < fs->hsize; s++)
+		while (fs->htab[s])
+			itab_remove(fs, fs->htab[s]);
+	free(fs->htab);
+	free(clean);
+	fuse_opt_free_args(&args);
+	pthread_cond_destroy(&fs->flusher_cv);
+	pthread_mutex_destroy(&fs->lock);
+	free(fs);
+	return rc;
+}

@@ -1,0 +1,607 @@
+/*
+ * meta.c - the SQLite metadata store. Tables: inode (attributes, symlink
+ * targets), dentry (parent, name) -> inode with a per-entry cookie that
+ * readdir uses as a stable offset, xattr, and config (volume settings).
+ * The store runs in WAL mode with synchronous=NORMAL; meta_commit(durable)
+ * upgrades one commit to a full WAL fsync when the application asked for
+ * durability (fsync). All statements are prepared once at open.
+ */
+#include "meta.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum stmt_id {
+	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_INODE_GET, S_INODE_INS, S_INODE_UPD, S_INODE_DEL, S_XATTR_DEL_INO,
+	S_READLINK, S_LOOKUP, S_DENTRY_INS, S_DENTRY_DEL, S_DENTRY_SETINO,
+	S_DIR_EMPTY, S_READDIR, S_XATTR_GET, S_XATTR_INS, S_XATTR_UPD,
+	S_XATTR_EXISTS, S_XATTR_LIST, S_XATTR_DEL, S_CONFIG_GET, S_CONFIG_SET,
+	S__COUNT
+};
+
+static const char *const stmt_sql[S__COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_INODE_GET] = "SELECT mode,uid,gid,nlink,size,rdev,atime,mtime,ctime FROM inode WHERE ino=?1",
+	[S_INODE_INS] = "INSERT INTO inode(ino,mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,target)"
+			" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+	[S_INODE_UPD] = "UPDATE inode SET mode=?2,uid=?3,gid=?4,nlink=?5,size=?6,rdev=?7,"
+			"atime=?8,mtime=?9,ctime=?10 WHERE ino=?1",
+	[S_INODE_DEL] = "DELETE FROM inode WHERE ino=?1",
+	[S_XATTR_DEL_INO] = "DELETE FROM xattr WHERE ino=?1",
+	[S_READLINK] = "SELECT target FROM inode WHERE ino=?1",
+	[S_LOOKUP] = "SELECT i.ino,i.mode,i.uid,i.gid,i.nlink,i.size,i.rdev,i.atime,i.mtime,i.ctime"
+		     " FROM dentry d JOIN inode i ON i.ino=d.ino WHERE d.parent=?1 AND d.name=?2",
+	[S_DENTRY_INS] = "INSERT INTO dentry(parent,name,ino,type,cookie) VALUES(?1,?2,?3,?4,?5)",
+	[S_DENTRY_DEL] = "DELETE FROM dentry WHERE parent=?1 AND name=?2",
+	[S_DENTRY_SETINO] = "UPDATE dentry SET ino=?3,type=?4 WHERE parent=?1 AND name=?2",
+	[S_DIR_EMPTY] = "SELECT 1 FROM dentry WHERE parent=?1 LIMIT 1",
+	[S_READDIR] = "SELECT name,ino,type,cookie FROM dentry WHERE parent=?1 AND cookie>?2"
+		      " ORDER BY cookie LIMIT 256",
+	[S_XATTR_GET] = "SELECT value FROM xattr WHERE ino=?1 AND name=?2",
+	[S_XATTR_INS] = "INSERT INTO xattr(ino,name,value) VALUES(?1,?2,?3)",
+	[S_XATTR_UPD] = "UPDATE xattr SET value=?3 WHERE ino=?1 AND name=?2",
+	[S_XATTR_EXISTS] = "SELECT 1 FROM xattr WHERE ino=?1 AND name=?2",
+	[S_XATTR_LIST] = "SELECT name FROM xattr WHERE ino=?1 ORDER BY name",
+	[S_XATTR_DEL] = "DELETE FROM xattr WHERE ino=?1 AND name=?2",
+	[S_CONFIG_GET] = "SELECT value FROM config WHERE key=?1",
+	[S_CONFIG_SET] = "INSERT OR REPLACE INTO config(key,value) VALUES(?1,?2)",
+};
+
+static const char schema_sql[] =
+	"CREATE TABLE config(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE inode("
+	" ino INTEGER PRIMARY KEY, mode INTEGER NOT NULL, uid INTEGER NOT NULL,"
+	" gid INTEGER NOT NULL, nlink INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0,"
+	" rdev INTEGER NOT NULL DEFAULT 0, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
+	" ctime INTEGER NOT NULL, target BLOB);"
+	"CREATE TABLE dentry("
+	" parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,"
+	" type INTEGER NOT NULL, cookie INTEGER NOT NULL,"
+	" PRIMARY KEY(parent, name)) WITHOUT ROWID;"
+	"CREATE UNIQUE INDEX dentry_cookie ON dentry(parent, cookie);"
+	"CREATE TABLE xattr(ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
+	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
+	"CREATE INDEX xattr_name ON xattr(name);";
+
+struct meta {
+	sqlite3 *db;
+	sqlite3_stmt *st[S__COUNT];
+	uint64_t next_cookie;
+	int in_tx;
+};
+
+static int sql_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW: return 0;
+	case SQLITE_CONSTRAINT: return -EEXIST;
+	case SQLITE_FULL: return -ENOSPC;
+	case SQLITE_NOMEM: return -ENOMEM;
+	case SQLITE_READONLY: return -EROFS;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: return -EBUSY;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB: return -EUCLEAN;
+	default: return -EIO;
+	}
+}
+
+static sqlite3_stmt *stmt(struct meta *m, enum stmt_id id)
+{
+	sqlite3_stmt *s = m->st[id];
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Step a statement that returns no rows. */
+static int exec_stmt(struct meta *m, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		if ((rc & 0xff) != SQLITE_CONSTRAINT)
+			log_error("metadata store: %s", sqlite3_errmsg(m->db));
+		return sql_errno(rc);
+	}
+	return 0;
+}
+
+static int64_t scalar_int(sqlite3 *db, const char *sql, int64_t dflt)
+{
+	sqlite3_stmt *s;
+	int64_t v = dflt;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return dflt;
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+int meta_open(const char *path, int flags, struct meta **out, char *err, size_t errlen)
+{
+	struct meta *m = calloc(1, sizeof(*m));
+	int oflags = (flags & META_READONLY) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	int rc = -EIO;
+	char *emsg = NULL;
+
+	if (!m)
+		return -ENOMEM;
+	if (flags & META_CREATE)
+		oflags |= SQLITE_OPEN_CREATE;
+	else if (access(path, F_OK) != 0) {
+		snprintf(err, errlen, "no metadata store at '%s'", path);
+		rc = -ENOENT;
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &m->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open metadata store '%s': %s", path,
+			 m->db ? sqlite3_errmsg(m->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(m->db, 10000);
+	sqlite3_extended_result_codes(m->db, 0);
+	if (flags & META_CREATE) {
+		char pragmas[160];
+
+		snprintf(pragmas, sizeof(pragmas),
+			 "PRAGMA journal_mode=WAL; PRAGMA application_id=%d; PRAGMA user_version=%d;",
+			 META_APP_ID, META_SCHEMA_VERSION);
+		if (sqlite3_exec(m->db, pragmas, NULL, NULL, &emsg) != SQLITE_OK ||
+		    sqlite3_exec(m->db, "BEGIN", NULL, NULL, &emsg) != SQLITE_OK ||
+		    sqlite3_exec(m->db, schema_sql, NULL, NULL, &emsg) != SQLITE_OK ||
+		    sqlite3_exec(m->db, "COMMIT", NULL, NULL, &emsg) != SQLITE_OK) {
+			snprintf(err, errlen, "cannot create metadata store '%s': %s", path,
+				 emsg ? emsg : "unknown error");
+			goto fail;
+		}
+	} else {
+		/* Reading the header also detects files that are not SQLite. */
+		int64_t app = scalar_int(m->db, "PRAGMA application_id", -1);
+		int64_t ver = scalar_int(m->db, "PRAGMA user_version", -1);
+
+		if (sqlite3_exec(m->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, &emsg) != SQLITE_OK) {
+			snprintf(err, errlen, "metadata store '%s' is corrupt or not a database: %s",
+				 path, emsg ? emsg : "unreadable");
+			rc = -EUCLEAN;
+			goto fail;
+		}
+		if (app != META_APP_ID) {
+			snprintf(err, errlen, "'%s' is not a tierfs metadata store", path);
+			rc = -EINVAL;
+			goto fail;
+		}
+		if (ver > META_SCHEMA_VERSION || ver < 1) {
+			snprintf(err, errlen, "metadata store '%s' has schema version %lld; this tierfs knows %d",
+				 path, (long long)ver, META_SCHEMA_VERSION);
+			rc = -EPROTO;
+			goto fail;
+		}
+		if (!(flags & META_READONLY) &&
+		    sqlite3_exec(m->db, "PRAGMA journal_mode=WAL", NULL, NULL, &emsg) != SQLITE_OK) {
+			snprintf(err, errlen, "cannot open metadata store '%s': %s", path,
+				 emsg ? emsg : "unknown error");
+			goto fail;
+		}
+	}
+	sqlite3_exec(m->db, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
+		     " PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
+	for (int i = 0; i < S__COUNT; i++) {
+		if (sqlite3_prepare_v3(m->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &m->st[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "metadata store '%s' is damaged: %s", path,
+				 sqlite3_errmsg(m->db));
+			rc = -EUCLEAN;
+			goto fail;
+		}
+	}
+	m->next_cookie = (uint64_t)scalar_int(m->db, "SELECT max(cookie) FROM dentry", 2) + 1;
+	if (m->next_cookie < 3)
+		m->next_cookie = 3; /* 1 and 2 are "." and ".." */
+	*out = m;
+	return 0;
+fail:
+	sqlite3_free(emsg);
+	meta_close(m);
+	return rc;
+}
+
+void meta_close(struct meta *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < S__COUNT; i++)
+		sqlite3_finalize(m->st[i]);
+	if (m->db)
+		sqlite3_close(m->db);
+	free(m);
+}
+
+struct sqlite3 *meta_db(struct meta *m)
+{
+	return m->db;
+}
+
+int meta_begin(struct meta *m)
+{
+	int rc = exec_stmt(m, stmt(m, S_BEGIN));
+
+	if (!rc)
+		m->in_tx = 1;
+	return rc;
+}
+
+/*
+ * With synchronous=NORMAL a WAL commit reaches the OS but is not fsync'd.
+ * A durable commit syncs the WAL file itself afterwards, which makes this
+ * and every earlier commit survive power loss (the WAL is sequential).
+ */
+static int sync_wal(struct meta *m)
+{
+	sqlite3_file *wal = NULL;
+
+	if (sqlite3_file_control(m->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK)
+		return -EIO;
+	if (!wal || !wal->pMethods)
+		return 0; /* no WAL open: everything is in the main file */
+	return wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) == SQLITE_OK ? 0 : -EIO;
+}
+
+int meta_commit(struct meta *m, int durable)
+{
+	int rc = exec_stmt(m, stmt(m, S_COMMIT));
+
+	if (rc) {
+		meta_rollback(m);
+		return rc;
+	}
+	m->in_tx = 0;
+	return durable ? sync_wal(m) : 0;
+}
+
+void meta_rollback(struct meta *m)
+{
+	if (sqlite3_get_autocommit(m->db) == 0)
+		exec_stmt(m, stmt(m, S_ROLLBACK));
+	m->in_tx = 0;
+}
+
+static void row_to_attr(sqlite3_stmt *s, int col, struct meta_attr *a)
+{
+	a->mode = (uint32_t)sqlite3_column_int64(s, col + 0);
+	a->uid = (uint32_t)sqlite3_column_int64(s, col + 1);
+	a->gid = (uint32_t)sqlite3_column_int64(s, col + 2);
+	a->nlink = (uint64_t)sqlite3_column_int64(s, col + 3);
+	a->size = (uint64_t)sqlite3_column_int64(s, col + 4);
+	a->rdev = (uint64_t)sqlite3_column_int64(s, col + 5);
+	a->atime = sqlite3_column_int64(s, col + 6);
+	a->mtime = sqlite3_column_int64(s, col + 7);
+	a->ctime = sqlite3_column_int64(s, col + 8);
+}
+
+static void bind_attr(sqlite3_stmt *s, const struct meta_attr *a)
+{
+	sqlite3_bind_int64(s, 1, (int64_t)a->ino);
+	sqlite3_bind_int64(s, 2, a->mode);
+	sqlite3_bind_int64(s, 3, a->uid);
+	sqlite3_bind_int64(s, 4, a->gid);
+	sqlite3_bind_int64(s, 5, (int64_t)a->nlink);
+	sqlite3_bind_int64(s, 6, (int64_t)a->size);
+	sqlite3_bind_int64(s, 7, (int64_t)a->rdev);
+	sqlite3_bind_int64(s, 8, a->atime);
+	sqlite3_bind_int64(s, 9, a->mtime);
+	sqlite3_bind_int64(s, 10, a->ctime);
+}
+
+int meta_inode_get(struct meta *m, uint64_t ino, struct meta_attr *out)
+{
+	sqlite3_stmt *s = stmt(m, S_INODE_GET);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->ino = ino;
+		row_to_attr(s, 0, out);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int meta_inode_insert(struct meta *m, const struct meta_attr *a, const void *target, size_t target_len)
+{
+	sqlite3_stmt *s = stmt(m, S_INODE_INS);
+
+	bind_attr(s, a);
+	if (target)
+		sqlite3_bind_blob(s, 11, target, (int)target_len, SQLITE_STATIC);
+	return exec_stmt(m, s);
+}
+
+int meta_inode_update(struct meta *m, const struct meta_attr *a)
+{
+	sqlite3_stmt *s = stmt(m, S_INODE_UPD);
+	int rc;
+
+	bind_attr(s, a);
+	rc = exec_stmt(m, s);
+	if (!rc && sqlite3_changes(m->db) == 0)
+		rc = -ENOENT;
+	return rc;
+}
+
+int meta_inode_delete(struct meta *m, uint64_t ino)
+{
+	sqlite3_stmt *s = stmt(m, S_XATTR_DEL_INO);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = exec_stmt(m, s);
+	if (rc)
+		return rc;
+	s = stmt(m, S_INODE_DEL);
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	return exec_stmt(m, s);
+}
+
+int meta_readlink(struct meta *m, uint64_t ino, struct tbuf *out)
+{
+	sqlite3_stmt *s = stmt(m, S_READLINK);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 0) == SQLITE_NULL)
+			rc = -EINVAL;
+		else
+			rc = tbuf_append(out, sqlite3_column_blob(s, 0),
+					 (size_t)sqlite3_column_bytes(s, 0));
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+uint64_t meta_max_ino(struct meta *m)
+{
+	return (uint64_t)scalar_int(m->db, "SELECT max(ino) FROM inode", META_ROOT_INO);
+}
+
+int meta_lookup(struct meta *m, uint64_t parent, const char *name, size_t len,
+		uint64_t *ino_out, struct meta_attr *attr_out)
+{
+	sqlite3_stmt *s = stmt(m, S_LOOKUP);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*ino_out = (uint64_t)sqlite3_column_int64(s, 0);
+		if (attr_out) {
+			attr_out->ino = *ino_out;
+			row_to_attr(s, 1, attr_out);
+		}
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int meta_dentry_insert(struct meta *m, uint64_t parent, const char *name, size_t len,
+		       uint64_t ino, uint32_t mode)
+{
+	sqlite3_stmt *s = stmt(m, S_DENTRY_INS);
+
+	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)ino);
+	sqlite3_bind_int64(s, 4, (mode & S_IFMT) >> 12);
+	sqlite3_bind_int64(s, 5, (int64_t)m->next_cookie++);
+	return exec_stmt(m, s);
+}
+
+int meta_dentry_delete(struct meta *m, uint64_t parent, const char *name, size_t len)
+{
+	sqlite3_stmt *s = stmt(m, S_DENTRY_DEL);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
+	rc = exec_stmt(m, s);
+	if (!rc && sqlite3_changes(m->db) == 0)
+		rc = -ENOENT;
+	return rc;
+}
+
+int meta_dentry_set_ino(struct meta *m, uint64_t parent, const char *name, size_t len,
+			uint64_t ino, uint32_t mode)
+{
+	sqlite3_stmt *s = stmt(m, S_DENTRY_SETINO);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)parent);
+	sqlite3_bind_blob(s, 2, name, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)ino);
+	sqlite3_bind_int64(s, 4, (mode & S_IFMT) >> 12);
+	rc = exec_stmt(m, s);
+	if (!rc && sqlite3_changes(m->db) == 0)
+		rc = -ENOENT;
+	return rc;
+}
+
+int meta_dir_empty(struct meta *m, uint64_t dir)
+{
+	sqlite3_stmt *s = stmt(m, S_DIR_EMPTY);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? 1 : sql_errno(rc);
+}
+
+int meta_readdir(struct meta *m, uint64_t dir, uint64_t after, meta_readdir_cb cb, void *arg)
+{
+	sqlite3_stmt *s = stmt(m, S_READDIR);
+	int rc, n;
+
+	for (;;) {
+		n = 0;
+		sqlite3_bind_int64(s, 1, (int64_t)dir);
+		sqlite3_bind_int64(s, 2, (int64_t)after);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			uint64_t cookie = (uint64_t)sqlite3_column_int64(s, 3);
+
+			n++;
+			if (cb(arg, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0),
+			       (uint64_t)sqlite3_column_int64(s, 1),
+			       (uint32_t)sqlite3_column_int64(s, 2) << 12, cookie)) {
+				sqlite3_reset(s);
+				return 0;
+			}
+			after = cookie;
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return sql_errno(rc);
+		if (n < 256)
+			return 0;
+	}
+}
+
+int meta_xattr_get(struct meta *m, uint64_t ino, const char *name, struct tbuf *out)
+{
+	sqlite3_stmt *s = stmt(m, S_XATTR_GET);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		rc = tbuf_append(out, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+	else
+		rc = rc == SQLITE_DONE ? -ENODATA : sql_errno(rc);
+	sqlite3_reset(s);
+	return rc;
+}
+
+int meta_xattr_set(struct meta *m, uint64_t ino, const char *name, const void *value,
+		   size_t len, int flags)
+{
+	sqlite3_stmt *s = stmt(m, S_XATTR_EXISTS);
+	int exists, rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sql_errno(rc);
+	exists = rc == SQLITE_ROW;
+	if ((flags & XATTR_CREATE) && exists)
+		return -EEXIST;
+	if ((flags & XATTR_REPLACE) && !exists)
+		return -ENODATA;
+	s = stmt(m, exists ? S_XATTR_UPD : S_XATTR_INS);
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, value ? value : "", (int)len, SQLITE_STATIC);
+	return exec_stmt(m, s);
+}
+
+int meta_xattr_list(struct meta *m, uint64_t ino, struct tbuf *out)
+{
+	sqlite3_stmt *s = stmt(m, S_XATTR_LIST);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		rc = tbuf_append(out, sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0) + 1);
+		if (rc) {
+			sqlite3_reset(s);
+			return rc;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+int meta_xattr_remove(struct meta *m, uint64_t ino, const char *name)
+{
+	sqlite3_stmt *s = stmt(m, S_XATTR_DEL);
+	int rc;
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	rc = exec_stmt(m, s);
+	if (!rc && sqlite3_changes(m->db) == 0)
+		rc = -ENODATA;
+	return rc;
+}
+
+int64_t meta_xattr_count_name(struct meta *m, const char *name)
+{
+	sqlite3_stmt *s;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(m->db, "SELECT count(*) FROM xattr WHERE name=?1", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+int meta_config_get(struct meta *m, const char *key, char **value_out)
+{
+	sqlite3_stmt *s = stmt(m, S_CONFIG_GET);
+	int rc;
+
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*value_out = strdup((const char *)sqlite3_column_text(s, 0));
+		rc = *value_out ? 0 : -ENOMEM;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int meta_config_set(struct meta *m, const char *key, const char *value)
+{
+	sqlite3_stmt *s = stmt(m, S_CONFIG_SET);
+
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+	return exec_stmt(m, s);
+}

@@ -1,0 +1,6 @@
+# One line per unit test: tierfs_unit_test(NAME LIBS...)
+tierfs_unit_test(test_sigv4 tierfs_store)
+tierfs_unit_test(test_azure_auth tierfs_store)
+tierfs_unit_test(test_codec tierfs_codec)
+tierfs_unit_test(test_keys tierfs_codec)
+tierfs_unit_test(test_store_fault tierfs_store)
