@@ -41,7 +41,11 @@ int main(int argc, char **argv)
 	const char *prog = strrchr(argv[0], '/');
 
 	prog = prog ? prog + 1 : argv[0];
-	if (!strncmp(prog, "mount.", 6) || !strncmp(prog, "mount.fuse", 10))
+	if (!strncmp(prog, "mount.", 6))
+		return mount_helper_main(argc, argv);
+	/* mount.fuse3 (fstab type fuse.tierfs) runs "tierfs SOURCE DIR -o OPTS":
+	 * a first argument with a '/' is a path, never a command name. */
+	if (argc >= 3 && strchr(argv[1], '/'))
 		return mount_helper_main(argc, argv);
 	if (argc < 2) {
 		usage(stderr);

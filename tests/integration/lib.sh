@@ -1,0 +1,163 @@
+# lib.sh - shared helpers for the tierfs integration tests, sourced by each
+# tests/integration/*.sh. It checks the environment ctest passes (TIERFS, the
+# binary; TIERFS_BIN_DIR, the build tree; TIERFS_SRC, the source tree), makes
+# one private temporary directory per test ($T), and installs an EXIT trap
+# that always undoes what the test did: every mount registered by tfs_mount is
+# unmounted (fusermount3 -u, retried, then lazily with -uz as a last resort),
+# every tierfs daemon still serving a registered volume is killed by pid, and
+# $T is removed. Helpers: fail, note, tfs_mount/tfs_umount (which wait until
+# the kernel agrees), tfs_is_mounted, tfs_daemon_pid, tfs_checksum_tree and
+# tfs_expect_refused (non-zero exit and exactly one "tierfs: " line on stderr).
+# Set TFS_KEEP=1 to keep $T for a post-mortem.
+
+set -u
+set -o pipefail
+
+: "${TIERFS:?TIERFS must point to the tierfs binary}"
+: "${TIERFS_BIN_DIR:=$(cd "$(dirname "$TIERFS")/.." && pwd)}"
+
+TFS_MOUNTS=()
+TFS_VOLUMES=()
+
+note() { echo "# $*"; }
+
+fail()
+{
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# tfs_is_mounted DIR: is DIR a mount point in our mount namespace?
+tfs_is_mounted()
+{
+	local dir
+	dir=$(realpath -m "$1")
+	awk -v m="$dir" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
+
+# tfs_daemon_pid VOL: pids of tierfs processes serving VOL (may be empty).
+tfs_daemon_pid()
+{
+	local vol=$1 pid
+	if [ -r "$vol/mount.pid" ]; then
+		pid=$(cat "$vol/mount.pid" 2>/dev/null)
+		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+			echo "$pid"
+			return
+		fi
+	fi
+	pgrep -f "tierfs mount.* $vol( |\$)" || true
+}
+
+# tfs_wait_mounted DIR [SECONDS]: wait until DIR is (1) or is not (0) mounted.
+tfs_wait_state()
+{
+	local dir=$1 want=$2 secs=${3:-10} i
+	for ((i = 0; i < secs * 10; i++)); do
+		if tfs_is_mounted "$dir"; then
+			[ "$want" = 1 ] && return 0
+		else
+			[ "$want" = 0 ] && return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# tfs_mount VOL MNT [OPTIONS...]: mount and wait; registers both for cleanup.
+tfs_mount()
+{
+	local vol=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	TFS_MOUNTS+=("$mnt")
+	TFS_VOLUMES+=("$vol")
+	timeout 30 "$TIERFS" mount "$@" "$vol" "$mnt" || fail "tierfs mount '$vol' '$mnt' exited $?"
+	tfs_wait_state "$mnt" 1 10 || fail "'$mnt' not mounted 10 s after tierfs mount returned"
+}
+
+# tfs_umount MNT: unmount with the tierfs command and wait until it is gone.
+tfs_umount()
+{
+	local mnt=$1
+	timeout 60 "$TIERFS" umount "$mnt" || fail "tierfs umount '$mnt' exited $?"
+	tfs_wait_state "$mnt" 0 10 || fail "'$mnt' still mounted 10 s after tierfs umount"
+}
+
+# tfs_force_umount MNT: unmount whatever state the daemon is in.
+tfs_force_umount()
+{
+	local mnt=$1 i
+	for i in 1 2 3 4 5; do
+		tfs_is_mounted "$mnt" || return 0
+		fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || true
+		tfs_is_mounted "$mnt" || return 0
+		sleep 0.5
+	done
+	note "lazy unmount of '$mnt'"
+	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+}
+
+# tfs_kill_volume VOL: kill -9 every tierfs process serving VOL.
+tfs_kill_volume()
+{
+	local pid
+	for pid in $(tfs_daemon_pid "$1"); do
+		kill -9 "$pid" 2>/dev/null || true
+	done
+}
+
+tfs_cleanup()
+{
+	local rc=$? m v
+	set +e
+	for m in "${TFS_MOUNTS[@]}"; do
+		tfs_force_umount "$m"
+	done
+	for v in "${TFS_VOLUMES[@]}"; do
+		tfs_kill_volume "$v"
+	done
+	if [ -n "${TFS_KEEP:-}" ]; then
+		note "kept $T"
+	else
+		rm -rf "$T"
+	fi
+	exit $rc
+}
+
+# tfs_setup: the per-test temporary directory $T and the cleanup trap.
+tfs_setup()
+{
+	T=$(mktemp -d /tmp/tierfs-test.XXXXXX) || fail "mktemp"
+	chmod 755 "$T"
+	trap tfs_cleanup EXIT
+	trap 'exit 130' INT TERM
+	[ -x "$TIERFS" ] || fail "tierfs binary '$TIERFS' not found (build target tierfs)"
+}
+
+# tfs_checksum_tree DIR: one digest of names, types, modes and contents.
+tfs_checksum_tree()
+{
+	(cd "$1" && find . -printf '%y %m %s %p\n' | LC_ALL=C sort &&
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum | cut -d' ' -f1
+}
+
+# tfs_expect_refused DESCRIPTION CMD...: CMD must exit non-zero, writing
+# exactly one line on stderr that starts with "tierfs: ".
+tfs_expect_refused()
+{
+	local what=$1 rc lines first
+	shift
+	rc=0
+	timeout 30 "$@" >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" -ne 0 ] || fail "$what: exit status 0, expected a refusal"
+	[ "$rc" -ne 124 ] || fail "$what: still running after 30 s"
+	lines=$(wc -l <"$T/err")
+	first=$(head -n1 "$T/err")
+	if [ "$lines" -ne 1 ] || [ "${first#tierfs: }" = "$first" ]; then
+		echo "--- stderr of: $*" >&2
+		cat "$T/err" >&2
+		fail "$what: expected one 'tierfs: ' line on stderr, got $lines lines"
+	fi
+	note "$what: refused ($rc): $first"
+}
