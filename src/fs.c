@@ -61,6 +61,12 @@ struct handle {
 	struct inode *ino;
 };
 
+/* An inode with no links and no users, waiting to be deleted. */
+struct reap {
+	uint64_t ino;
+	int reg;
+};
+
 struct fs {
 	struct volume *vol;
 	struct meta *meta;
@@ -70,6 +76,8 @@ struct fs {
 	size_t hsize, hcount;
 	struct inode *dirty; /* protected by lock */
 	uint64_t next_ino;   /* protected by lock */
+	struct reap *reap;   /* protected by lock */
+	size_t nreap, reap_cap;
 	int64_t ncapxattr;   /* security.capability xattrs in the volume */
 	int datafd;
 	pthread_t flusher;
@@ -243,27 +251,53 @@ static void data_unlink(struct fs *fs, uint64_t ino)
 			 strerror(errno));
 }
 
+/* Delete the rows of unlinked inodes nobody uses, then their data files. */
+static int reap_inodes(struct fs *fs)
+{
+	int rc;
+
+	if (!fs->nreap)
+		return 0;
+	rc = meta_begin(fs->meta);
+	for (size_t k = 0; !rc && k < fs->nreap; k++)
+		rc = meta_inode_delete(fs->meta, fs->reap[k].ino);
+	if (!rc)
+		rc = meta_commit(fs->meta, 0);
+	else
+		meta_rollback(fs->meta);
+	if (rc)
+		return rc; /* rows keep nlink 0; recovery removes them after a crash */
+	for (size_t k = 0; k < fs->nreap; k++)
+		if (fs->reap[k].reg)
+			data_unlink(fs, fs->reap[k].ino);
+	fs->nreap = 0;
+	return 0;
+}
+
 /*
  * Drop an inode from memory when the kernel and all handles are done with
- * it; delete it for good if it has no links left.
+ * it; queue it for deletion if it has no links left.
  */
 static void iput_maybe(struct fs *fs, struct inode *i)
 {
 	if (i->nlookup || i->nopen || i->ino == META_ROOT_INO)
 		return;
 	if (i->a.nlink == 0) {
-		int rc = meta_begin(fs->meta);
+		/* Deleted for good by the flusher, in batches (reap_inodes). */
+		struct reap *r = fs->reap;
 
-		if (!rc)
-			rc = meta_inode_delete(fs->meta, i->ino);
-		if (!rc)
-			rc = meta_commit(fs->meta, 0);
-		else
-			meta_rollback(fs->meta);
-		if (rc)
-			log_error("cannot delete inode %llu: %s", (unsigned long long)i->ino, strerror(-rc));
-		if (S_ISREG(i->a.mode))
-			data_unlink(fs, i->ino);
+		if (fs->nreap == fs->reap_cap) {
+			size_t ncap = fs->reap_cap ? fs->reap_cap * 2 : 256;
+
+			r = realloc(fs->reap, ncap * sizeof(*r));
+			if (!r)
+				return; /* keep it in memory; retried on unmount */
+			fs->reap = r;
+			fs->reap_cap = ncap;
+		}
+		r[fs->nreap].ino = i->ino;
+		r[fs->nreap].reg = S_ISREG(i->a.mode);
+		fs->nreap++;
 	} else if (i->dirty) {
 		int rc = meta_begin(fs->meta);
 
@@ -470,8 +504,12 @@ static int open_data(struct fs *fs, uint64_t ino, int flags)
 
 	volume_data_name(ino, name);
 	fd = openat(fs->datafd, name, flags | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == ENOENT && !(flags & O_CREAT))
-		fd = openat(fs->datafd, name, flags | O_CREAT | O_CLOEXEC, 0600); /* mknod'ed file */
+	if (fd < 0 && errno == ENOENT) {
+		/* Every regular file has a data file from its creation on. */
+		log_error("data file of inode %llu is missing; run 'tierfs fsck'",
+			  (unsigned long long)ino);
+		return -EIO;
+	}
 	return fd < 0 ? -errno : fd;
 }
 
@@ -1551,6 +1589,8 @@ static void *flusher_main(void *arg)
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&fs->flusher_cv, &fs->lock, &ts);
 		rc = flush_dirty(fs, 0);
+		if (!rc)
+			rc = reap_inodes(fs);
 		if (rc)
 			log_error("cannot write attributes to the metadata store: %s", strerror(-rc));
 	}
@@ -1703,6 +1743,8 @@ out:
 					itab_remove(fs, i);
 			}
 		}
+		if (!frc)
+			frc = reap_inodes(fs);
 		pthread_mutex_unlock(&fs->lock);
 		if (!frc)
 			frc = set_clean(fs->meta, 1);
@@ -1714,6 +1756,7 @@ out:
 		while (fs->htab[s])
 			itab_remove(fs, fs->htab[s]);
 	free(fs->htab);
+	free(fs->reap);
 	free(clean);
 	fuse_opt_free_args(&args);
 	pthread_cond_destroy(&fs->flusher_cv);

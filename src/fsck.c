@@ -122,10 +122,6 @@ static void check_data(struct fsck *f, sqlite3_stmt *s)
 
 	volume_data_name(ino, name);
 	if (fstatat(f->vol->datafd, name, &st, AT_SYMLINK_NOFOLLOW)) {
-		if (size == 0) {
-			/* an empty file made by mknod: its data file is created on open */
-			return;
-		}
 		problem(f, 1, "regular file inode %llu has no data file (size %lld): set to empty",
 			(unsigned long long)ino, (long long)size);
 		if (f->repair) {
