@@ -24,4 +24,10 @@ int mount_helper_main(int argc, char **argv);
 /* True when arg is "-h" or "--help". */
 int cli_is_help(const char *arg);
 
+/*
+ * The option getopt_long() just rejected, for the error message: "-x" for
+ * a short option, the word itself for a long one. Valid until the next call.
+ */
+const char *cli_bad_option(char **argv);
+
 #endif

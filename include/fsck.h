@@ -27,4 +27,11 @@ enum fsck_result {
  */
 int fsck_run(struct volume *vol, int flags, FILE *out);
 
+/*
+ * Remove data files that belong to no inode (left by a crash between
+ * creating a file's data file and committing the file). Returns how many,
+ * or a negative errno. Part of the recovery after an unclean shutdown.
+ */
+int fsck_remove_stray_data(struct volume *vol);
+
 #endif

@@ -107,4 +107,12 @@ int meta_config_set(struct meta *m, const char *key, const char *value);
 /* Direct access for fsck and tools that scan. */
 struct sqlite3 *meta_db(struct meta *m);
 
+/*
+ * A prepared statement for sql, kept for the connection's life and reset
+ * on every call. sql must be a string with static storage: the cache is
+ * keyed by its address. NULL (logged) if it does not prepare. The caller
+ * resets it after use (sqlite3_reset) and never finalizes it.
+ */
+struct sqlite3_stmt *meta_stmt(struct meta *m, const char *sql);
+
 #endif

@@ -87,7 +87,7 @@ int cmd_format(int argc, char **argv)
 			fputs(format_usage, stdout);
 			return 0;
 		default:
-			tfs_error("format: unknown option '%s'; see 'tierfs format --help'", argv[optind - 1]);
+			tfs_error("format: unknown option '%s'; see 'tierfs format --help'", cli_bad_option(argv));
 			return 2;
 		}
 	}
@@ -347,7 +347,9 @@ int cmd_mount(int argc, char **argv)
 			fputs(mount_usage, stdout);
 			return 0;
 		}
-	while ((c = getopt(argc, argv, "+fdo:")) != -1) {
+	static const struct option lo[] = { { NULL, 0, NULL, 0 } };
+
+	while ((c = getopt_long(argc, argv, "+fdo:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			ma.fs.foreground = 1;
@@ -361,7 +363,7 @@ int cmd_mount(int argc, char **argv)
 				return 2;
 			break;
 		default:
-			tfs_error("mount: unknown option '%s'; see 'tierfs mount --help'", argv[optind - 1]);
+			tfs_error("mount: unknown option '%s'; see 'tierfs mount --help'", cli_bad_option(argv));
 			return 2;
 		}
 	}
@@ -446,9 +448,11 @@ int cmd_umount(int argc, char **argv)
 			fputs(umount_usage, stdout);
 			return 0;
 		}
-	while ((c = getopt(argc, argv, "+l")) != -1) {
+	static const struct option lo[] = { { "lazy", no_argument, NULL, 'l' }, { NULL, 0, NULL, 0 } };
+
+	while ((c = getopt_long(argc, argv, "+l", lo, NULL)) != -1) {
 		if (c != 'l') {
-			tfs_error("umount: unknown option '%s'; see 'tierfs umount --help'", argv[optind - 1]);
+			tfs_error("umount: unknown option '%s'; see 'tierfs umount --help'", cli_bad_option(argv));
 			return 2;
 		}
 		lazy = 1;
@@ -538,7 +542,7 @@ int cmd_fsck(int argc, char **argv)
 			fputs(fsck_usage, stdout);
 			return 0;
 		default:
-			tfs_error("fsck: unknown option '%s'; see 'tierfs fsck --help'", argv[optind - 1]);
+			tfs_error("fsck: unknown option '%s'; see 'tierfs fsck --help'", cli_bad_option(argv));
 			return FSCK_FAILED;
 		}
 	}

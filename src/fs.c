@@ -39,8 +39,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fsck.h"
 #include "log.h"
 #include "meta.h"
+#include "placement.h"
 #include "util.h"
 
 #define NAME_MAX_BYTES 255
@@ -78,6 +80,9 @@ struct fs {
 	uint64_t next_ino;   /* protected by lock */
 	struct reap *reap;   /* protected by lock */
 	size_t nreap, reap_cap;
+	struct policy_set ps; /* the rules; protected by lock */
+	uint64_t eval_cursor; /* full re-evaluation in progress from here; protected by lock */
+	int eval_all;         /* a full re-evaluation is due; protected by lock */
 	int64_t ncapxattr;   /* security.capability xattrs in the volume */
 	int datafd;
 	pthread_t flusher;
@@ -216,6 +221,16 @@ static int iwrite(struct fs *fs, struct inode *i)
 	return rc;
 }
 
+/* Re-evaluate an inode's placement inside the caller's transaction. */
+static int place(struct fs *fs, uint64_t ino)
+{
+	int rc = placement_apply(fs->meta, &fs->ps, ino, now_ns(), NULL);
+
+	if (rc < 0)
+		log_error("placement of inode %llu: %s", (unsigned long long)ino, strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
 /* Write all dirty inodes in one transaction. */
 static int flush_dirty(struct fs *fs, int durable)
 {
@@ -232,6 +247,9 @@ static int flush_dirty(struct fs *fs, int durable)
 		fs->dirty = i->dnext;
 		i->dirty = 0;
 		rc = meta_inode_update(fs->meta, &i->a);
+		/* Size and times changed: rules on size and age may now differ. */
+		if (!rc && S_ISREG(i->a.mode) && i->a.nlink)
+			rc = place(fs, i->ino);
 		if (rc && rc != -ENOENT) {
 			mark_dirty(fs, i);
 			meta_rollback(fs->meta);
@@ -576,6 +594,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		if (!rc)
 			rc = iwrite(fs, i);
 		if (!rc)
+			rc = place(fs, ino); /* owner, group and size rules */
+		if (!rc)
 			rc = meta_commit(fs->meta, 0);
 		else
 			meta_rollback(fs->meta);
@@ -652,6 +672,8 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	rc = meta_inode_insert(fs->meta, &a, link_target, link_target ? strlen(link_target) : 0);
 	if (!rc)
 		rc = meta_dentry_insert(fs->meta, parent, name, strlen(name), a.ino, mode);
+	if (!rc && (S_ISREG(mode) || S_ISLNK(mode)))
+		rc = place(fs, a.ino);
 	if (!rc && S_ISDIR(mode)) {
 		p->a.nlink++;
 		p->a.mtime = p->a.ctime = now;
@@ -1024,6 +1046,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (!rc)
 		rc = iwrite(fs, i);
 	if (!rc)
+		rc = place(fs, ino); /* as private as its most private name */
+	if (!rc)
 		rc = meta_commit(fs->meta, 0);
 	else
 		meta_rollback(fs->meta);
@@ -1247,6 +1271,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		rc = iwrite(fs, p);
 	if (!rc && np != p)
 		rc = iwrite(fs, np);
+	/* Names changed: placements follow in the same commit, so a file moved
+	 * into a private directory is private the moment the rename returns. */
+	if (!rc)
+		rc = S_ISDIR(src->a.mode) ? placement_apply_tree(fs->meta, &fs->ps, src->ino, now) : place(fs, src->ino);
+	if (rc > 0)
+		rc = 0;
+	if (!rc && dst && (flags & RENAME_EXCHANGE))
+		rc = S_ISDIR(dst->a.mode) ? placement_apply_tree(fs->meta, &fs->ps, dst->ino, now) : place(fs, dst->ino);
+	if (rc > 0)
+		rc = 0;
 	if (!rc)
 		rc = meta_commit(fs->meta, 0);
 	else
@@ -1390,6 +1424,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		rc = iwrite(fs, i);
 	}
 	if (!rc)
+		rc = place(fs, ino); /* tag rules */
+	if (!rc)
 		rc = meta_commit(fs->meta, 0);
 	else
 		meta_rollback(fs->meta);
@@ -1468,6 +1504,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		i->a.ctime = now_ns();
 		rc = iwrite(fs, i);
 	}
+	if (!rc)
+		rc = place(fs, ino);
 	if (!rc)
 		rc = meta_commit(fs->meta, 0);
 	else
@@ -1568,12 +1606,73 @@ int fs_recover(struct volume *v)
 	}
 	sqlite3_finalize(s);
 	rc = meta_commit(v->meta, 1);
-	return rc ? rc : repairs;
+	if (rc)
+		return rc;
+	/* Data files of creates that never committed. */
+	rc = fsck_remove_stray_data(v);
+	return rc < 0 ? rc : repairs + rc;
 sqlfail:
 	log_error("recovery: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(s);
 	meta_rollback(v->meta);
 	return -EIO;
+}
+
+/*
+ * Follow the rules (with fs->lock held): reload them when the CLI changed
+ * them (policy_version), re-evaluate every file in short transactions, and
+ * re-evaluate the files whose next_eval has come.
+ */
+static void policy_tick(struct fs *fs)
+{
+	int64_t v = policy_version(fs->meta);
+	int rc = 0, done = 0;
+	char err[512];
+
+	if (v != fs->ps.version) {
+		struct policy_set ps;
+
+		rc = policy_set_load(fs->meta, &ps, err, sizeof(err));
+		if (rc) {
+			log_error("cannot load the placement rules: %s", err);
+			fs->ps.version = v; /* keep the old rules; say it once */
+			return;
+		}
+		policy_set_release(&fs->ps);
+		fs->ps = ps;
+		fs->eval_all = 1;
+		fs->eval_cursor = 0;
+		log_info("placement rules changed (version %lld): re-evaluating", (long long)v);
+	}
+	while (fs->eval_all && !fs->stopping) {
+		rc = meta_begin(fs->meta);
+		if (!rc) {
+			rc = placement_apply_batch(fs->meta, &fs->ps, &fs->eval_cursor, 2000, now_ns(), &done);
+			if (rc >= 0)
+				rc = meta_commit(fs->meta, 0);
+			else
+				meta_rollback(fs->meta);
+		}
+		if (rc < 0) {
+			log_error("placement re-evaluation: %s", strerror(-rc));
+			return;
+		}
+		if (done)
+			fs->eval_all = 0;
+		/* let requests in between batches */
+		pthread_mutex_unlock(&fs->lock);
+		pthread_mutex_lock(&fs->lock);
+	}
+	rc = meta_begin(fs->meta);
+	if (!rc) {
+		rc = placement_apply_due(fs->meta, &fs->ps, now_ns(), 10000);
+		if (rc >= 0)
+			rc = meta_commit(fs->meta, 0);
+		else
+			meta_rollback(fs->meta);
+	}
+	if (rc < 0)
+		log_error("age-based placement: %s", strerror(-rc));
 }
 
 static void *flusher_main(void *arg)
@@ -1593,6 +1692,7 @@ static void *flusher_main(void *arg)
 			rc = reap_inodes(fs);
 		if (rc)
 			log_error("cannot write attributes to the metadata store: %s", strerror(-rc));
+		policy_tick(fs);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	return NULL;
@@ -1656,6 +1756,9 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		snprintf(err, errlen, "cannot write to metadata store of '%s': %s", vol->dir, strerror(-rc));
 		goto out;
 	}
+	rc = policy_set_load(fs->meta, &fs->ps, err, errlen);
+	if (rc)
+		goto out;
 	fs->next_ino = meta_max_ino(fs->meta) + 1;
 	fs->ncapxattr = meta_xattr_count_name(fs->meta, "security.capability");
 	rc = meta_inode_get(fs->meta, META_ROOT_INO, &root);
@@ -1757,6 +1860,7 @@ out:
 			itab_remove(fs, fs->htab[s]);
 	free(fs->htab);
 	free(fs->reap);
+	policy_set_release(&fs->ps);
 	free(clean);
 	fuse_opt_free_args(&args);
 	pthread_cond_destroy(&fs->flusher_cv);

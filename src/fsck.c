@@ -159,13 +159,19 @@ static void check_data(struct fsck *f, sqlite3_stmt *s)
 	}
 }
 
-/* Data files whose inode is gone (a crash between data and metadata). */
-static int check_stray_data(struct fsck *f)
+/*
+ * Data files whose inode is gone: a crash between creating a file's data
+ * file and committing its inode leaves one. Calls found(arg, sub, name)
+ * for each; with repair, removes them. Returns the count or -errno.
+ */
+static int scan_stray_data(struct volume *vol, int repair,
+			   void (*found)(void *arg, const char *sub, const char *name), void *arg)
 {
+	sqlite3 *db = meta_db(vol->meta);
 	sqlite3_stmt *s;
-	int rc = 0;
+	int n = 0, rc = 0;
 
-	if (sqlite3_prepare_v2(f->db, "SELECT mode FROM inode WHERE ino=?1", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT mode FROM inode WHERE ino=?1", -1, &s, NULL) != SQLITE_OK)
 		return -EIO;
 	for (int b = 0; b < 256; b++) {
 		char sub[4];
@@ -174,13 +180,9 @@ static int check_stray_data(struct fsck *f)
 		struct dirent *e;
 
 		snprintf(sub, sizeof(sub), "%02x", b);
-		dfd = openat(f->vol->datafd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0) {
-			problem(f, 1, "data directory 'data/%s' is missing", sub);
-			if (f->repair)
-				mkdirat(f->vol->datafd, sub, 0700);
-			continue;
-		}
+		dfd = openat(vol->datafd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			continue; /* fsck reports missing data directories itself */
 		d = fdopendir(dfd);
 		if (!d) {
 			close(dfd);
@@ -202,15 +204,43 @@ static int check_stray_data(struct fsck *f)
 				sqlite3_reset(s);
 			}
 			if (!known) {
-				problem(f, 1, "data file 'data/%s/%s' belongs to no file", sub, e->d_name);
-				if (f->repair)
+				n++;
+				if (found)
+					found(arg, sub, e->d_name);
+				if (repair)
 					unlinkat(dirfd(d), e->d_name, 0);
 			}
 		}
 		closedir(d);
 	}
 	sqlite3_finalize(s);
-	return rc;
+	return rc ? rc : n;
+}
+
+int fsck_remove_stray_data(struct volume *vol)
+{
+	return scan_stray_data(vol, 1, NULL, NULL);
+}
+
+static void report_stray(void *arg, const char *sub, const char *name)
+{
+	problem(arg, 1, "data file 'data/%s/%s' belongs to no file", sub, name);
+}
+
+static int check_stray_data(struct fsck *f)
+{
+	for (int b = 0; b < 256; b++) {
+		char sub[4];
+		struct stat st;
+
+		snprintf(sub, sizeof(sub), "%02x", b);
+		if (fstatat(f->vol->datafd, sub, &st, 0) || !S_ISDIR(st.st_mode)) {
+			problem(f, 1, "data directory 'data/%s' is missing", sub);
+			if (f->repair)
+				mkdirat(f->vol->datafd, sub, 0700);
+		}
+	}
+	return scan_stray_data(f->vol, f->repair, report_stray, f) < 0 ? -EIO : 0;
 }
 
 int fsck_run(struct volume *vol, int flags, FILE *out)

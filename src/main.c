@@ -2,6 +2,7 @@
  * main.c - the tierfs command: dispatches "tierfs CMD ARGS" to one function
  * per command. Also answers as mount.tierfs (mount(8) helper, fstab).
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,19 @@ static const struct cmd_struct commands[] = {
 int cli_is_help(const char *arg)
 {
 	return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
+const char *cli_bad_option(char **argv)
+{
+	static char buf[64];
+
+	if (optopt) {
+		snprintf(buf, sizeof(buf), "-%c", optopt);
+		return buf;
+	}
+	snprintf(buf, sizeof(buf), "%s", argv[optind - 1]);
+	buf[strcspn(buf, "=")] = '\0';
+	return buf;
 }
 
 static void usage(FILE *f)

@@ -81,9 +81,16 @@ static const char schema_sql[] =
 	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
 	"CREATE INDEX xattr_name ON xattr(name);";
 
+#define META_CACHE_MAX 48
+
 struct meta {
 	sqlite3 *db;
 	sqlite3_stmt *st[S__COUNT];
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} cache[META_CACHE_MAX]; /* meta_stmt(): other modules' statements */
+	int ncache;
 	uint64_t next_cookie;
 	int in_tx;
 };
@@ -236,6 +243,8 @@ void meta_close(struct meta *m)
 		return;
 	for (int i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(m->st[i]);
+	for (int i = 0; i < m->ncache; i++)
+		sqlite3_finalize(m->cache[i].st);
 	if (m->db)
 		sqlite3_close(m->db);
 	free(m);
@@ -244,6 +253,32 @@ void meta_close(struct meta *m)
 struct sqlite3 *meta_db(struct meta *m)
 {
 	return m->db;
+}
+
+struct sqlite3_stmt *meta_stmt(struct meta *m, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+
+	for (int i = 0; i < m->ncache; i++) {
+		if (m->cache[i].sql == sql) {
+			s = m->cache[i].st;
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return s;
+		}
+	}
+	if (m->ncache == META_CACHE_MAX) {
+		log_error("metadata store: statement cache full (raise META_CACHE_MAX)");
+		return NULL;
+	}
+	if (sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		log_error("metadata store: cannot prepare statement: %s", sqlite3_errmsg(m->db));
+		return NULL;
+	}
+	m->cache[m->ncache].sql = sql;
+	m->cache[m->ncache].st = s;
+	m->ncache++;
+	return s;
 }
 
 int meta_begin(struct meta *m)

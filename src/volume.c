@@ -216,6 +216,12 @@ int volume_open(const char *dir, int flags, struct volume **out, char *err, size
 		snprintf(err, errlen, "cannot open volume '%s': not a tierfs volume (no data area)", dir);
 		goto fail;
 	}
+	snprintf(path, sizeof(path), "%s/meta.db", abs);
+	/* Validate the store before touching anything: a refused volume is
+	 * left byte-identical. */
+	rc = meta_open(path, (flags & VOL_READONLY) ? META_READONLY : 0, &v->meta, err, errlen);
+	if (rc)
+		goto fail;
 	if (flags & VOL_LOCK) {
 		snprintf(path, sizeof(path), "%s/lock", abs);
 		v->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -235,10 +241,6 @@ int volume_open(const char *dir, int flags, struct volume **out, char *err, size
 			goto fail;
 		}
 	}
-	snprintf(path, sizeof(path), "%s/meta.db", abs);
-	rc = meta_open(path, (flags & VOL_READONLY) ? META_READONLY : 0, &v->meta, err, errlen);
-	if (rc)
-		goto fail;
 	if (v->lockfd >= 0) {
 		char pid[32];
 		int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());

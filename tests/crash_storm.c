@@ -370,7 +370,7 @@ static int storm(const char *dir, const char *jpath, int nthreads, int seconds, 
 		return 1;
 	}
 	close(fd);
-	journal_fd = open(jpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	journal_fd = open(jpath, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, 0644);
 	if (journal_fd < 0) {
 		fprintf(stderr, "crash_storm: cannot open journal '%s': %s\n", jpath, strerror(errno));
 		return 1;

@@ -244,8 +244,8 @@ static int call_result(const struct azure_call *c, int rc, const struct http_res
 		snprintf(code, sizeof(code), "HTTP %ld", resp->status);
 	error_message(resp, msg, sizeof(msg));
 	if (rc == -EACCES)
-		store_set_errmsg("azure: %s '%s' refused by %s '%s' (%s): check the account key "
-				 "or SAS token%s%s", what, key, az->cred.account ? "account" : "endpoint",
+		store_set_errmsg("azure: %s '%s': access denied by %s '%s' (%s): check the account "
+				 "key or SAS token%s%s", what, key, az->cred.account ? "account" : "endpoint",
 				 az->cred.account ? az->cred.account : az->cred.endpoint, code,
 				 msg[0] ? ": " : "", msg);
 	else

@@ -22,7 +22,7 @@ restore_helper()
 	rm -f "$HELPER"
 	if [ -e "$T/helper.saved" ] || [ -L "$T/helper.saved" ]; then mv "$T/helper.saved" "$HELPER"; fi
 }
-trap 'restore_helper; tfs_cleanup' EXIT
+trap 'rc=$?; restore_helper; tfs_cleanup $rc' EXIT
 ln -s "$TIERFS" "$HELPER"
 printf '%s %s fuse.tierfs defaults,_netdev,x-test=1 0 0\n' "$T/vol" "$T/mnt" >"$T/fstab"
 TFS_MOUNTS+=("$T/mnt")

@@ -6,8 +6,10 @@
 # unmounted (fusermount3 -u, retried, then lazily with -uz as a last resort),
 # every tierfs daemon still serving a registered volume is killed by pid, and
 # $T is removed. Helpers: fail, note, tfs_mount/tfs_umount (which wait until
-# the kernel agrees), tfs_is_mounted, tfs_daemon_pid, tfs_checksum_tree and
-# tfs_expect_refused (non-zero exit and exactly one "tierfs: " line on stderr).
+# the kernel agrees), tfs_is_mounted, tfs_daemon_pid, tfs_snapshot and
+# tfs_unchanged (a volume stays byte-identical), tfs_expect_refused (non-zero
+# exit and exactly one "tierfs: " line on stderr), and tfs_problem/tfs_finish
+# for checks after which a test can go on and report more.
 # Set TFS_KEEP=1 to keep $T for a post-mortem.
 
 set -u
@@ -39,8 +41,8 @@ tfs_is_mounted()
 tfs_daemon_pid()
 {
 	local vol=$1 pid
-	if [ -r "$vol/mount.pid" ]; then
-		pid=$(cat "$vol/mount.pid" 2>/dev/null)
+	if [ -r "$vol/lock" ]; then
+		pid=$(cat "$vol/lock" 2>/dev/null)
 		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 			echo "$pid"
 			return
@@ -49,7 +51,7 @@ tfs_daemon_pid()
 	pgrep -f "tierfs mount.* $vol( |\$)" || true
 }
 
-# tfs_wait_mounted DIR [SECONDS]: wait until DIR is (1) or is not (0) mounted.
+# tfs_wait_state DIR 1|0 [SECONDS]: wait until DIR is (1) or is not (0) mounted.
 tfs_wait_state()
 {
 	local dir=$1 want=$2 secs=${3:-10} i
@@ -107,9 +109,11 @@ tfs_kill_volume()
 	done
 }
 
+# tfs_cleanup [STATUS]: the EXIT trap; exits with STATUS (default $?).
 tfs_cleanup()
 {
 	local rc=$? m v
+	[ $# -gt 0 ] && rc=$1
 	set +e
 	for m in "${TFS_MOUNTS[@]}"; do
 		tfs_force_umount "$m"
@@ -122,7 +126,7 @@ tfs_cleanup()
 	else
 		rm -rf "$T"
 	fi
-	exit $rc
+	exit "$rc"
 }
 
 # tfs_setup: the per-test temporary directory $T and the cleanup trap.
@@ -135,29 +139,61 @@ tfs_setup()
 	[ -x "$TIERFS" ] || fail "tierfs binary '$TIERFS' not found (build target tierfs)"
 }
 
-# tfs_checksum_tree DIR: one digest of names, types, modes and contents.
-tfs_checksum_tree()
+# Problems that do not stop a test: counted, printed, and turned into a
+# failure by tfs_finish, so one run lists all of them.
+TFS_PROBLEMS=0
+tfs_problem()
+{
+	echo "FAIL: $*" >&2
+	TFS_PROBLEMS=$((TFS_PROBLEMS + 1))
+}
+tfs_finish()
+{
+	[ "$TFS_PROBLEMS" -eq 0 ] || fail "$TFS_PROBLEMS problem(s), listed above"
+}
+
+# tfs_snapshot DIR FILE: names, types, modes, sizes and content digests of
+# everything under DIR, into FILE.
+tfs_snapshot()
 {
 	(cd "$1" && find . -printf '%y %m %s %p\n' | LC_ALL=C sort &&
-		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) | sha256sum | cut -d' ' -f1
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum) >"$2"
+}
+
+# tfs_unchanged DIR FILE WHAT: DIR still matches the snapshot FILE.
+tfs_unchanged()
+{
+	tfs_snapshot "$1" "$2.now"
+	if ! diff -u "$2" "$2.now" >"$2.diff"; then
+		sed 's/^/    /' "$2.diff" | head -n 20 >&2
+		tfs_problem "$3: '$1' changed (diff above)"
+		return 1
+	fi
 }
 
 # tfs_expect_refused DESCRIPTION CMD...: CMD must exit non-zero, writing
-# exactly one line on stderr that starts with "tierfs: ".
+# exactly one line on stderr that starts with "tierfs: ". Records a problem
+# and returns 1 otherwise. The line is left in $TFS_ERR_LINE.
 tfs_expect_refused()
 {
-	local what=$1 rc lines first
+	local what=$1 rc lines
 	shift
 	rc=0
 	timeout 30 "$@" >"$T/out" 2>"$T/err" || rc=$?
-	[ "$rc" -ne 0 ] || fail "$what: exit status 0, expected a refusal"
-	[ "$rc" -ne 124 ] || fail "$what: still running after 30 s"
 	lines=$(wc -l <"$T/err")
-	first=$(head -n1 "$T/err")
-	if [ "$lines" -ne 1 ] || [ "${first#tierfs: }" = "$first" ]; then
-		echo "--- stderr of: $*" >&2
-		cat "$T/err" >&2
-		fail "$what: expected one 'tierfs: ' line on stderr, got $lines lines"
+	TFS_ERR_LINE=$(head -n1 "$T/err")
+	if [ "$rc" -eq 0 ]; then
+		tfs_problem "$what: exit status 0, expected a refusal"
+		return 1
 	fi
-	note "$what: refused ($rc): $first"
+	if [ "$rc" -eq 124 ]; then
+		tfs_problem "$what: still running after 30 s"
+		return 1
+	fi
+	if [ "$lines" -ne 1 ] || [ "${TFS_ERR_LINE#tierfs: }" = "$TFS_ERR_LINE" ]; then
+		sed 's/^/    stderr: /' "$T/err" >&2
+		tfs_problem "$what: expected one 'tierfs: ' line on stderr, got $lines lines"
+		return 1
+	fi
+	note "$what: refused ($rc): $TFS_ERR_LINE"
 }

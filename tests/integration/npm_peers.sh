@@ -7,7 +7,7 @@
 
 npm_peers_install() {
 	local dir="$TIERFS_SRC/tests"
-	local lock="$dir/.npm-install.lock"
+	local lock="${TMPDIR:-/tmp}/tierfs-npm-install.lock"
 
 	command -v node >/dev/null || { echo "node is not installed (apt-get install nodejs npm)" >&2; return 1; }
 	command -v npm >/dev/null || { echo "npm is not installed (apt-get install npm)" >&2; return 1; }

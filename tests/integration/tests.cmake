@@ -2,3 +2,7 @@
 tierfs_integration_test(store_azure)
 tierfs_integration_test(store_file)
 tierfs_integration_test(store_s3)
+tierfs_integration_test(posix)
+tierfs_integration_test(crash)
+tierfs_integration_test(safety)
+tierfs_integration_test(fstab)
