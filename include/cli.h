@@ -17,6 +17,10 @@ int cmd_umount(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_store(int argc, char **argv); /* store check URL */
 int cmd_key(int argc, char **argv);   /* key export / key import */
+int cmd_policy(int argc, char **argv); /* policy add/list/move/rm/explain/check */
+int cmd_status(int argc, char **argv);
+int cmd_pin(int argc, char **argv);
+int cmd_unpin(int argc, char **argv);
 /* mount(8) helper: mount.fuse.tierfs SOURCE DIR [-o OPTS] */
 int mount_helper_main(int argc, char **argv);
 

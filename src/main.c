@@ -19,8 +19,12 @@ static const struct cmd_struct commands[] = {
 	{ "mount", cmd_mount, "mount a volume (home mount)" },
 	{ "umount", cmd_umount, "unmount a tierfs mount" },
 	{ "fsck", cmd_fsck, "check metadata against local data, and repair" },
+	{ "policy", cmd_policy, "placement rules: add, list, move, rm, explain, check" },
+	{ "status", cmd_status, "placement and sync state of files, or of the volume" },
+	{ "pin", cmd_pin, "keep files local (and private with --private), overriding rules" },
+	{ "unpin", cmd_unpin, "remove pins" },
 	{ "store", cmd_store, "object store tools: store check URL" },
-	{ "key", cmd_key, "volume key: key export, key import" },
+	{ "key", cmd_key, "volume key: key export, key import, key show" },
 };
 
 int cli_is_help(const char *arg)

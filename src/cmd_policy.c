@@ -1,0 +1,1109 @@
+/*
+ * cmd_policy.c - the placement policy commands: policy add/list/move/rm/
+ * explain/check, status, pin and unpin.
+ *
+ * They work on the volume's metadata store directly, beside a live mount
+ * (SQLite WAL): a rule change bumps the volume's policy version, which the
+ * mount notices within a second and re-evaluates; when nothing is mounted
+ * the command re-evaluates the volume itself before it returns. A volume is
+ * found from a path inside a tierfs mount, or given with --volume (a volume
+ * directory or a mount point).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <mntent.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+#include "placement.h"
+#include "policy.h"
+#include "volume.h"
+
+/* ---- finding the volume ---- */
+
+/* The tierfs mount whose mount point is the longest prefix of abs. */
+static int mount_of(const char *abs, char *mnt, size_t mlen, char *vol, size_t vlen)
+{
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	struct mntent *e;
+	size_t best = 0;
+
+	if (!f)
+		return 0;
+	while ((e = getmntent(f))) {
+		size_t l = strlen(e->mnt_dir);
+
+		if (strncmp(e->mnt_type, "fuse.tierfs", 11))
+			continue;
+		if (strncmp(abs, e->mnt_dir, l) || (abs[l] != '/' && abs[l] != '\0' && l != 1))
+			continue;
+		if (l >= best) {
+			best = l;
+			snprintf(mnt, mlen, "%s", e->mnt_dir);
+			snprintf(vol, vlen, "%s", e->mnt_fsname);
+		}
+	}
+	endmntent(f);
+	return best > 0;
+}
+
+/* realpath() of a path that may not exist yet: resolve its directory. */
+static int resolve_loose(const char *path, char *out)
+{
+	char tmp[PATH_MAX], *slash;
+
+	if (realpath(path, out))
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	slash = strrchr(tmp, '/');
+	if (!slash)
+		return -1;
+	if (slash == tmp)
+		return realpath("/", out) ? 0 : -1;
+	*slash = '\0';
+	if (!realpath(tmp, out))
+		return -1;
+	if (strlen(out) + strlen(slash + 1) + 2 > PATH_MAX)
+		return -1;
+	strcat(out, "/");
+	strcat(out, slash + 1);
+	return 0;
+}
+
+struct target {
+	char vol[PATH_MAX]; /* volume directory */
+	char mnt[PATH_MAX]; /* its mount point, "" when not mounted */
+	struct volume *v;
+};
+
+/*
+ * Find the volume: from --volume (a volume directory or a tierfs mount
+ * point), else from the first path, else from the current directory.
+ */
+static int target_open(struct target *t, const char *volopt, const char *path, int readonly)
+{
+	char abs[PATH_MAX], err[1024];
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (volopt) {
+		if (!realpath(volopt, abs)) {
+			tfs_error("cannot open volume '%s': %s", volopt, strerror(errno));
+			return -1;
+		}
+		if (!mount_of(abs, t->mnt, sizeof(t->mnt), t->vol, sizeof(t->vol)) ||
+		    strcmp(t->mnt, abs)) {
+			t->mnt[0] = '\0';
+			snprintf(t->vol, sizeof(t->vol), "%s", abs);
+		}
+	} else {
+		const char *p = path ? path : ".";
+
+		if (resolve_loose(p, abs) ||
+		    !mount_of(abs, t->mnt, sizeof(t->mnt), t->vol, sizeof(t->vol))) {
+			tfs_error("'%s' is not inside a mounted tierfs volume; use --volume DIR", p);
+			return -1;
+		}
+	}
+	rc = volume_open(t->vol, readonly ? VOL_READONLY : 0, &t->v, err, sizeof(err));
+	if (rc) {
+		tfs_error("%s", err);
+		return -1;
+	}
+	/* With --volume naming a volume directory, find its mount too. */
+	if (!t->mnt[0] && volume_mount_pid(t->vol) > 0) {
+		FILE *f = setmntent("/proc/self/mounts", "r");
+		struct mntent *e;
+
+		while (f && (e = getmntent(f)))
+			if (!strncmp(e->mnt_type, "fuse.tierfs", 11) && !strcmp(e->mnt_fsname, t->v->dir))
+				snprintf(t->mnt, sizeof(t->mnt), "%s", e->mnt_dir);
+		if (f)
+			endmntent(f);
+	}
+	return 0;
+}
+
+static void target_close(struct target *t)
+{
+	volume_close(t->v);
+	t->v = NULL;
+}
+
+/*
+ * The path within the volume of a user path: a path inside the volume's
+ * mount is taken relative to it; otherwise, with --volume, a path is one
+ * within the volume ("/datasets/q3.parquet", or relative to its root).
+ */
+static int vpath_of(const struct target *t, const char *path, int have_volopt, char *out, size_t len)
+{
+	char abs[PATH_MAX];
+
+	if (t->mnt[0] && resolve_loose(path, abs) == 0) {
+		size_t l = strlen(t->mnt);
+
+		if (!strncmp(abs, t->mnt, l) && (abs[l] == '/' || abs[l] == '\0')) {
+			snprintf(out, len, "%s", abs[l] ? abs + l : "/");
+			return 0;
+		}
+	}
+	if (!have_volopt) {
+		tfs_error("'%s' is not inside the volume mounted at '%s'", path, t->mnt);
+		return -1;
+	}
+	snprintf(out, len, "%s%s", path[0] == '/' ? "" : "/", path);
+	/* drop trailing slashes */
+	for (size_t l = strlen(out); l > 1 && out[l - 1] == '/'; l--)
+		out[l - 1] = '\0';
+	return 0;
+}
+
+static int64_t now_ns(void)
+{
+	return (int64_t)now_real_ns();
+}
+
+/* ---- JSON ---- */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* ---- rule changes ---- */
+
+/*
+ * After a rule change: the live mount re-evaluates (it watches the policy
+ * version); with nothing mounted we do it here, in batches.
+ */
+static int reevaluate(struct target *t)
+{
+	struct policy_set ps;
+	uint64_t cursor = 0;
+	char err[512];
+	int done = 0, rc;
+
+	if (volume_mount_pid(t->vol) > 0)
+		return 0;
+	rc = policy_set_load(t->v->meta, &ps, err, sizeof(err));
+	if (rc) {
+		tfs_error("%s", err);
+		return rc;
+	}
+	while (!done) {
+		rc = meta_begin(t->v->meta);
+		if (rc)
+			break;
+		rc = placement_apply_batch(t->v->meta, &ps, &cursor, 5000, now_ns(), &done);
+		if (rc < 0) {
+			meta_rollback(t->v->meta);
+			break;
+		}
+		rc = meta_commit(t->v->meta, 0);
+		if (rc)
+			break;
+	}
+	policy_set_release(&ps);
+	if (rc < 0)
+		tfs_error("cannot re-evaluate placements: %s", strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
+static int rule_exists(struct meta *m, const char *name, int64_t *pos_out)
+{
+	sqlite3_stmt *s;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(meta_db(m), "SELECT pos FROM rule WHERE name=?1", -1, &s, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		found = 1;
+		if (pos_out)
+			*pos_out = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_finalize(s);
+	return found;
+}
+
+static int exec_sql(struct meta *m, const char *sql, const char *a, int64_t b)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(meta_db(m), sql, -1, &s, NULL) != SQLITE_OK)
+		return -EIO;
+	if (a)
+		sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, b);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static const char policy_usage[] =
+	"usage: tierfs policy add NAME [MATCH...] --placement PLACEMENT [OPTIONS...]\n"
+	"       tierfs policy list [--json]\n"
+	"       tierfs policy move NAME (--before|--after) OTHER\n"
+	"       tierfs policy rm NAME\n"
+	"       tierfs policy explain PATH...\n"
+	"       tierfs policy check [--json]\n"
+	"\n"
+	"Every command takes --volume DIR (a volume directory or a mount point);\n"
+	"without it the volume is the tierfs mount holding PATH or the current\n"
+	"directory. With --volume, a PATH is a path within the volume.\n"
+	"\n"
+	"match options (all must hold; rules are ordered, the first match wins,\n"
+	"a file no rule matches is private):\n"
+	"  --path GLOB            path within the volume; * ? [...] and ** across directories\n"
+	"  --min-size SIZE        size >= SIZE (512, 4K, 1M, 2G, 1T)\n"
+	"  --max-size SIZE        size <= SIZE\n"
+	"  --older-than DURATION  modified at least DURATION ago (30s, 5m, 2h, 7d, 1w)\n"
+	"  --newer-than DURATION  modified less than DURATION ago\n"
+	"  --idle DURATION        not accessed for DURATION\n"
+	"  --owner USER|UID       owned by USER\n"
+	"  --group GROUP|GID      group GROUP\n"
+	"  --tag NAME[=VALUE]     extended attribute NAME present (with VALUE)\n"
+	"placements:\n"
+	"  private                never leaves the premises (the default)\n"
+	"  on-demand              visible to cloud mounts, uploaded when one asks\n"
+	"  mirror                 visible, uploaded once writes settle\n"
+	"  tier                   uploaded; local copy evicted when cold\n"
+	"placement options:\n"
+	"  --settle DURATION      mirror, tier: upload after no write for DURATION (30s)\n"
+	"  --evict-after DURATION tier: evict when idle this long\n"
+	"  --watermark PCT        tier: evict when local disk use is above PCT%\n"
+	"  --export               tier: visible to cloud mounts\n"
+	"\n"
+	"See docs/policy.md for the whole language.\n";
+
+/* Pull "--volume DIR" / "--volume=DIR" and "--json" out of argv. */
+struct common {
+	const char *volume;
+	int json;
+	int private_pin;
+	const char *before, *after;
+};
+
+static int take_common(int *argc, char **argv, struct common *c, int allow_json)
+{
+	int out = 1;
+
+	for (int k = 1; k < *argc; k++) {
+		if (!strcmp(argv[k], "--volume") && k + 1 < *argc) {
+			c->volume = argv[++k];
+		} else if (!strncmp(argv[k], "--volume=", 9)) {
+			c->volume = argv[k] + 9;
+		} else if (allow_json && !strcmp(argv[k], "--json")) {
+			c->json = 1;
+		} else {
+			argv[out++] = argv[k];
+		}
+	}
+	*argc = out;
+	argv[out] = NULL;
+	return 0;
+}
+
+static int policy_add(int argc, char **argv, struct common *c)
+{
+	struct policy_rule r;
+	struct target t;
+	char err[POLICY_ERR_MAX], *args = NULL;
+	int64_t maxpos = 0;
+	int rc;
+
+	if (argc < 2) {
+		tfs_error("policy add: expected a rule NAME; see 'tierfs policy --help'");
+		return 2;
+	}
+	rc = policy_rule_parse(argv[1], argc - 2, argv + 2, &r, err, sizeof(err));
+	if (rc) {
+		tfs_error("policy add: %s", rc == -EINVAL ? err : strerror(-rc));
+		return 2;
+	}
+	rc = policy_rule_to_args(&r, &args);
+	if (rc || target_open(&t, c->volume, NULL, 0)) {
+		policy_rule_release(&r);
+		free(args);
+		return 1;
+	}
+	rc = meta_begin(t.v->meta);
+	if (!rc && rule_exists(t.v->meta, r.name, NULL) > 0) {
+		meta_rollback(t.v->meta);
+		tfs_error("policy add: rule '%s' already exists", r.name);
+		rc = 1;
+		goto out;
+	}
+	if (!rc) {
+		sqlite3_stmt *s;
+
+		if (sqlite3_prepare_v2(meta_db(t.v->meta), "SELECT coalesce(max(pos),0) FROM rule", -1, &s,
+				       NULL) == SQLITE_OK) {
+			if (sqlite3_step(s) == SQLITE_ROW)
+				maxpos = sqlite3_column_int64(s, 0);
+			sqlite3_finalize(s);
+		}
+		if (sqlite3_prepare_v2(meta_db(t.v->meta),
+				       "INSERT INTO rule(name,pos,args,created) VALUES(?1,?2,?3,?4)", -1, &s,
+				       NULL) != SQLITE_OK) {
+			rc = -EIO;
+		} else {
+			sqlite3_bind_text(s, 1, r.name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 2, maxpos + 1);
+			sqlite3_bind_text(s, 3, args, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 4, now_ns());
+			rc = sqlite3_step(s) == SQLITE_DONE ? 0 : -EIO;
+			sqlite3_finalize(s);
+		}
+	}
+	if (!rc)
+		rc = policy_version_bump(t.v->meta);
+	if (!rc)
+		rc = meta_commit(t.v->meta, 1);
+	else
+		meta_rollback(t.v->meta);
+	if (rc) {
+		tfs_error("policy add: cannot store rule '%s': %s", r.name, strerror(-rc));
+		rc = 1;
+		goto out;
+	}
+	rc = reevaluate(&t) ? 1 : 0;
+	if (!rc)
+		printf("added rule '%s': %s\n", r.name, args);
+out:
+	target_close(&t);
+	policy_rule_release(&r);
+	free(args);
+	return rc;
+}
+
+static int policy_list(int argc, char **argv, struct common *c)
+{
+	struct target t;
+	sqlite3_stmt *s;
+	int n = 0;
+
+	if (argc != 1) {
+		tfs_error("policy list: unexpected argument '%s'", argv[1]);
+		return 2;
+	}
+	if (target_open(&t, c->volume, NULL, 1))
+		return 1;
+	if (sqlite3_prepare_v2(meta_db(t.v->meta), "SELECT name, args FROM rule ORDER BY pos", -1, &s,
+			       NULL) != SQLITE_OK) {
+		tfs_error("cannot read rules: %s", sqlite3_errmsg(meta_db(t.v->meta)));
+		target_close(&t);
+		return 1;
+	}
+	if (c->json)
+		printf("[");
+	else
+		printf("%-4s %-24s %-10s %s\n", "#", "NAME", "PLACEMENT", "RULE");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		const char *args = (const char *)sqlite3_column_text(s, 1);
+		const char *pl = strstr(args, "--placement ");
+		char placement[16] = "?";
+
+		if (pl)
+			sscanf(pl + 12, "%15s", placement);
+		n++;
+		if (c->json) {
+			printf("%s{\"position\":%d,\"name\":", n > 1 ? "," : "", n);
+			json_str(stdout, name);
+			printf(",\"placement\":");
+			json_str(stdout, placement);
+			printf(",\"args\":");
+			json_str(stdout, args);
+			printf("}");
+		} else {
+			printf("%-4d %-24s %-10s %s\n", n, name, placement, args);
+		}
+	}
+	sqlite3_finalize(s);
+	if (c->json)
+		printf("]\n");
+	else if (!n)
+		printf("(no rules: every file is private)\n");
+	target_close(&t);
+	return 0;
+}
+
+static int policy_move(int argc, char **argv, struct common *c)
+{
+	struct target t;
+	const char *name, *other;
+	int64_t pos, opos;
+	int before, rc;
+
+	if (argc != 4 || (strcmp(argv[2], "--before") && strcmp(argv[2], "--after"))) {
+		tfs_error("policy move: expected NAME --before OTHER or NAME --after OTHER");
+		return 2;
+	}
+	name = argv[1];
+	other = argv[3];
+	before = !strcmp(argv[2], "--before");
+	if (!strcmp(name, other)) {
+		tfs_error("policy move: cannot move rule '%s' relative to itself", name);
+		return 2;
+	}
+	if (target_open(&t, c->volume, NULL, 0))
+		return 1;
+	rc = meta_begin(t.v->meta);
+	if (rc)
+		goto fail;
+	if (rule_exists(t.v->meta, name, &pos) <= 0) {
+		tfs_error("policy move: no rule named '%s'", name);
+		goto fail_rollback;
+	}
+	if (rule_exists(t.v->meta, other, &opos) <= 0) {
+		tfs_error("policy move: no rule named '%s'", other);
+		goto fail_rollback;
+	}
+	/* Renumber: take name out, open a gap at other, put it there. */
+	rc = exec_sql(t.v->meta, "UPDATE rule SET pos=-1 WHERE name=?1", name, 0);
+	if (!rc)
+		rc = exec_sql(t.v->meta, "UPDATE rule SET pos=pos-1 WHERE pos>?2", NULL, pos);
+	if (!rc && rule_exists(t.v->meta, other, &opos) <= 0)
+		rc = -EIO;
+	if (!before)
+		opos++;
+	if (!rc)
+		rc = exec_sql(t.v->meta, "UPDATE rule SET pos=pos+1 WHERE pos>=?2", NULL, opos);
+	if (!rc)
+		rc = exec_sql(t.v->meta, "UPDATE rule SET pos=?2 WHERE name=?1", name, opos);
+	if (!rc)
+		rc = policy_version_bump(t.v->meta);
+	if (rc)
+		goto fail_rollback;
+	rc = meta_commit(t.v->meta, 1);
+	if (rc)
+		goto fail;
+	rc = reevaluate(&t) ? 1 : 0;
+	target_close(&t);
+	return rc;
+fail_rollback:
+	meta_rollback(t.v->meta);
+fail:
+	if (rc)
+		tfs_error("policy move: cannot reorder rules: %s", strerror(-rc));
+	target_close(&t);
+	return 1;
+}
+
+static int policy_rm(int argc, char **argv, struct common *c)
+{
+	struct target t;
+	int64_t pos;
+	int rc;
+
+	if (argc != 2) {
+		tfs_error("policy rm: expected one rule NAME");
+		return 2;
+	}
+	if (target_open(&t, c->volume, NULL, 0))
+		return 1;
+	rc = meta_begin(t.v->meta);
+	if (!rc && rule_exists(t.v->meta, argv[1], &pos) <= 0) {
+		meta_rollback(t.v->meta);
+		tfs_error("policy rm: no rule named '%s'", argv[1]);
+		target_close(&t);
+		return 1;
+	}
+	if (!rc)
+		rc = exec_sql(t.v->meta, "DELETE FROM rule WHERE name=?1", argv[1], 0);
+	if (!rc)
+		rc = exec_sql(t.v->meta, "UPDATE rule SET pos=pos-1 WHERE pos>?2", NULL, pos);
+	if (!rc)
+		rc = policy_version_bump(t.v->meta);
+	if (!rc)
+		rc = meta_commit(t.v->meta, 1);
+	else
+		meta_rollback(t.v->meta);
+	if (rc) {
+		tfs_error("policy rm: cannot remove rule '%s': %s", argv[1], strerror(-rc));
+		target_close(&t);
+		return 1;
+	}
+	rc = reevaluate(&t) ? 1 : 0;
+	target_close(&t);
+	return rc;
+}
+
+static const char *pin_name(int pin)
+{
+	return pin == POLICY_PIN_PRIVATE ? "private" : pin == POLICY_PIN_LOCAL ? "local" : "none";
+}
+
+static int file_size(struct meta *m, uint64_t ino, uint64_t *size, uint32_t *mode)
+{
+	struct meta_attr a;
+	int rc = meta_inode_get(m, ino, &a);
+
+	if (!rc) {
+		*size = a.size;
+		*mode = a.mode;
+	}
+	return rc;
+}
+
+static int policy_explain_cmd(int argc, char **argv, struct common *c)
+{
+	struct policy_set ps;
+	struct target t;
+	char err[512], vp[PATH_MAX];
+	int ret = 0;
+
+	if (argc < 2) {
+		tfs_error("policy explain: expected a PATH");
+		return 2;
+	}
+	if (target_open(&t, c->volume, argv[1], 1))
+		return 1;
+	if (policy_set_load(t.v->meta, &ps, err, sizeof(err))) {
+		tfs_error("%s", err);
+		target_close(&t);
+		return 1;
+	}
+	for (int k = 1; k < argc; k++) {
+		struct placement_info pi;
+		uint64_t ino, size;
+		uint32_t mode;
+
+		if (vpath_of(&t, argv[k], c->volume != NULL, vp, sizeof(vp))) {
+			ret = 1;
+			continue;
+		}
+		if (placement_resolve(t.v->meta, vp, &ino)) {
+			tfs_error("policy explain: no file '%s' in volume '%s'", vp, t.vol);
+			ret = 1;
+			continue;
+		}
+		if (argc > 2)
+			printf("%s:\n", vp);
+		placement_explain(t.v->meta, &ps, ino, now_ns(), stdout);
+		if (!placement_get(t.v->meta, ino, &pi) && !file_size(t.v->meta, ino, &size, &mode) &&
+		    (S_ISREG(mode) || S_ISLNK(mode))) {
+			printf("state: placement %s", placement_name((enum placement)pi.placement));
+			if (pi.rule[0])
+				printf(" (rule '%s')", pi.rule);
+			else
+				printf(" (%s)", pi.pin == POLICY_PIN_PRIVATE ? "pinned private" : "default");
+			printf(", pin %s, sync %s, size %llu\n", pin_name(pi.pin),
+			       sync_state_name((enum sync_state)pi.sync_state), (unsigned long long)size);
+		}
+	}
+	policy_set_release(&ps);
+	target_close(&t);
+	return ret;
+}
+
+/* Evaluate every file without writing: the distribution and the changes. */
+static int policy_check(int argc, char **argv, struct common *c)
+{
+	struct policy_set ps;
+	struct target t;
+	sqlite3_stmt *s;
+	char err[512];
+	uint64_t files[4] = { 0 }, bytes[4] = { 0 };
+	uint64_t chf[4][4] = { { 0 } }, chb[4][4] = { { 0 } };
+	int64_t now = now_ns();
+	int first = 1, rc = 0;
+
+	if (argc != 1) {
+		tfs_error("policy check: unexpected argument '%s'", argv[1]);
+		return 2;
+	}
+	if (target_open(&t, c->volume, NULL, 1))
+		return 1;
+	if (policy_set_load(t.v->meta, &ps, err, sizeof(err))) {
+		tfs_error("%s", err);
+		target_close(&t);
+		return 1;
+	}
+	if (sqlite3_prepare_v2(meta_db(t.v->meta),
+			       "SELECT ino, size FROM inode WHERE (mode & 61440) IN (32768, 40960) AND nlink > 0",
+			       -1, &s, NULL) != SQLITE_OK) {
+		tfs_error("cannot read the volume: %s", sqlite3_errmsg(meta_db(t.v->meta)));
+		rc = 1;
+		goto out;
+	}
+	{
+		uint64_t *inos = NULL, *sizes = NULL;
+		size_t n = 0, cap = 0;
+
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 1024;
+				inos = realloc(inos, cap * sizeof(*inos));
+				sizes = realloc(sizes, cap * sizeof(*sizes));
+				if (!inos || !sizes) {
+					tfs_error("out of memory");
+					exit(1);
+				}
+			}
+			inos[n] = (uint64_t)sqlite3_column_int64(s, 0);
+			sizes[n++] = (uint64_t)sqlite3_column_int64(s, 1);
+		}
+		sqlite3_finalize(s);
+		for (size_t k = 0; k < n; k++) {
+			struct placement_info now_pi, stored;
+			int a, b;
+
+			if (placement_get(t.v->meta, inos[k], &stored) ||
+			    placement_evaluate(t.v->meta, &ps, inos[k], now, &now_pi))
+				continue;
+			a = (int)stored.placement & 3;
+			b = (int)now_pi.placement & 3;
+			files[b]++;
+			bytes[b] += sizes[k];
+			if (a != b) {
+				chf[a][b]++;
+				chb[a][b] += sizes[k];
+			}
+		}
+		free(inos);
+		free(sizes);
+	}
+	if (c->json) {
+		printf("{\"placements\":[");
+		for (int p = 0; p < 4; p++)
+			printf("%s{\"placement\":\"%s\",\"files\":%llu,\"bytes\":%llu}", p ? "," : "",
+			       placement_name((enum placement)p), (unsigned long long)files[p],
+			       (unsigned long long)bytes[p]);
+		printf("],\"changes\":[");
+		for (int a = 0; a < 4; a++)
+			for (int b = 0; b < 4; b++)
+				if (chf[a][b]) {
+					printf("%s{\"from\":\"%s\",\"to\":\"%s\",\"files\":%llu,\"bytes\":%llu}",
+					       first ? "" : ",", placement_name((enum placement)a),
+					       placement_name((enum placement)b), (unsigned long long)chf[a][b],
+					       (unsigned long long)chb[a][b]);
+					first = 0;
+				}
+		printf("]}\n");
+	} else {
+		printf("%-10s %10s %16s\n", "PLACEMENT", "FILES", "BYTES");
+		for (int p = 0; p < 4; p++)
+			printf("%-10s %10llu %16llu\n", placement_name((enum placement)p),
+			       (unsigned long long)files[p], (unsigned long long)bytes[p]);
+		for (int a = 0; a < 4; a++)
+			for (int b = 0; b < 4; b++)
+				if (chf[a][b]) {
+					if (first)
+						printf("\nwould change (the mount applies this within a second):\n");
+					printf("  %s -> %s: %llu files, %llu bytes\n",
+					       placement_name((enum placement)a), placement_name((enum placement)b),
+					       (unsigned long long)chf[a][b], (unsigned long long)chb[a][b]);
+					first = 0;
+				}
+		if (first)
+			printf("\nstored placements match the rules\n");
+	}
+out:
+	policy_set_release(&ps);
+	target_close(&t);
+	return rc;
+}
+
+int cmd_policy(int argc, char **argv)
+{
+	struct common c = { NULL, 0, 0, NULL, NULL };
+	const char *sub;
+
+	if (argc < 2 || cli_is_help(argv[1])) {
+		fputs(policy_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (int k = 2; k < argc; k++)
+		if (cli_is_help(argv[k])) {
+			fputs(policy_usage, stdout);
+			return 0;
+		}
+	sub = argv[1];
+	argc--;
+	argv++;
+	take_common(&argc, argv, &c, !strcmp(sub, "list") || !strcmp(sub, "check"));
+	if (!strcmp(sub, "add"))
+		return policy_add(argc, argv, &c);
+	if (!strcmp(sub, "list"))
+		return policy_list(argc, argv, &c);
+	if (!strcmp(sub, "move"))
+		return policy_move(argc, argv, &c);
+	if (!strcmp(sub, "rm"))
+		return policy_rm(argc, argv, &c);
+	if (!strcmp(sub, "explain"))
+		return policy_explain_cmd(argc, argv, &c);
+	if (!strcmp(sub, "check"))
+		return policy_check(argc, argv, &c);
+	tfs_error("policy: unknown subcommand '%s'; see 'tierfs policy --help'", sub);
+	return 2;
+}
+
+/* ---- status ---- */
+
+static const char status_usage[] =
+	"usage: tierfs status [--json] [--volume DIR] [PATH...]\n"
+	"\n"
+	"Without PATH: the volume, its files and bytes per placement and sync\n"
+	"state. With PATHs: each file's placement, the rule that gave it, its\n"
+	"pin and its sync state (a directory lists the files below it).\n";
+
+struct status_row {
+	int first;
+	int json;
+};
+
+static void status_file(struct target *t, uint64_t ino, const char *vp, struct status_row *row)
+{
+	struct placement_info pi;
+	uint64_t size;
+	uint32_t mode;
+
+	if (placement_get(t->v->meta, ino, &pi) || file_size(t->v->meta, ino, &size, &mode))
+		return;
+	if (!S_ISREG(mode) && !S_ISLNK(mode))
+		return;
+	pi.visible = pi.placement == PLACEMENT_ON_DEMAND || pi.placement == PLACEMENT_MIRROR;
+	if (pi.placement == PLACEMENT_TIER && pi.rule[0]) {
+		/* tier is visible only with --export: ask the rule */
+		struct policy_set ps;
+		char err[256];
+
+		if (!policy_set_load(t->v->meta, &ps, err, sizeof(err))) {
+			for (size_t k = 0; k < ps.n; k++)
+				if (!strcmp(ps.rules[k].name, pi.rule))
+					pi.visible = ps.rules[k].export;
+			policy_set_release(&ps);
+		}
+	}
+	if (row->json) {
+		printf("%s{\"path\":", row->first ? "" : ",");
+		json_str(stdout, vp);
+		printf(",\"placement\":\"%s\",\"rule\":", placement_name((enum placement)pi.placement));
+		if (pi.rule[0])
+			json_str(stdout, pi.rule);
+		else
+			printf("null");
+		printf(",\"pin\":\"%s\",\"sync\":\"%s\",\"size\":%llu,\"visible\":%s}", pin_name(pi.pin),
+		       sync_state_name((enum sync_state)pi.sync_state), (unsigned long long)size,
+		       pi.visible ? "true" : "false");
+	} else {
+		printf("%-10s %-20s %-8s %-9s %12llu  %s\n", placement_name((enum placement)pi.placement),
+		       pi.rule[0] ? pi.rule : "-", pin_name(pi.pin),
+		       sync_state_name((enum sync_state)pi.sync_state), (unsigned long long)size, vp);
+	}
+	row->first = 0;
+}
+
+/* Every file below dir (depth first), with its path. */
+static void status_tree(struct target *t, uint64_t dir, const char *vp, struct status_row *row)
+{
+	sqlite3_stmt *s;
+	struct entry {
+		uint64_t ino;
+		int type;
+		char *name;
+	} *ents = NULL;
+	size_t n = 0, cap = 0;
+
+	if (sqlite3_prepare_v2(meta_db(t->v->meta),
+			       "SELECT ino, type, name FROM dentry WHERE parent=?1 ORDER BY name", -1, &s,
+			       NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		if (n == cap) {
+			struct entry *e = realloc(ents, (cap ? cap * 2 : 64) * sizeof(*e));
+
+			if (!e)
+				break;
+			ents = e;
+			cap = cap ? cap * 2 : 64;
+		}
+		ents[n].ino = (uint64_t)sqlite3_column_int64(s, 0);
+		ents[n].type = (int)sqlite3_column_int64(s, 1);
+		ents[n].name = strndup(sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2));
+		n++;
+	}
+	sqlite3_finalize(s);
+	for (size_t k = 0; k < n; k++) {
+		char child[PATH_MAX];
+
+		snprintf(child, sizeof(child), "%s/%s", strcmp(vp, "/") ? vp : "", ents[k].name ? ents[k].name : "?");
+		if (ents[k].type == (S_IFDIR >> 12))
+			status_tree(t, ents[k].ino, child, row);
+		else
+			status_file(t, ents[k].ino, child, row);
+		free(ents[k].name);
+	}
+	free(ents);
+}
+
+static int status_volume(struct target *t, int json)
+{
+	sqlite3_stmt *s;
+	char *url = NULL;
+	uint64_t tf = 0, tb = 0;
+	int first = 1, pid = volume_mount_pid(t->vol);
+	int64_t nrules = 0;
+
+	meta_config_get(t->v->meta, "store_url", &url);
+	if (sqlite3_prepare_v2(meta_db(t->v->meta), "SELECT count(*) FROM rule", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			nrules = sqlite3_column_int64(s, 0);
+		sqlite3_finalize(s);
+	}
+	if (sqlite3_prepare_v2(meta_db(t->v->meta),
+			       "SELECT placement, sync_state, count(*), coalesce(sum(size),0) FROM inode"
+			       " WHERE (mode & 61440) IN (32768, 40960) AND nlink > 0"
+			       " GROUP BY placement, sync_state ORDER BY placement, sync_state",
+			       -1, &s, NULL) != SQLITE_OK) {
+		tfs_error("cannot read the volume: %s", sqlite3_errmsg(meta_db(t->v->meta)));
+		free(url);
+		return 1;
+	}
+	if (json) {
+		printf("{\"volume\":");
+		json_str(stdout, t->v->dir);
+		printf(",\"mounted\":%s,\"mountpoint\":", pid > 0 ? "true" : "false");
+		if (t->mnt[0])
+			json_str(stdout, t->mnt);
+		else
+			printf("null");
+		printf(",\"store\":");
+		json_str(stdout, url ? url : "");
+		printf(",\"rules\":%lld,\"totals\":[", (long long)nrules);
+	} else {
+		printf("volume:     %s\n", t->v->dir);
+		if (pid > 0)
+			printf("mounted:    %s (pid %d)\n", t->mnt[0] ? t->mnt : "yes", pid);
+		else
+			printf("mounted:    no\n");
+		printf("store:      %s\n", url ? url : "?");
+		printf("rules:      %lld\n\n", (long long)nrules);
+		printf("%-10s %-10s %10s %16s\n", "PLACEMENT", "SYNC", "FILES", "BYTES");
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		int p = (int)sqlite3_column_int64(s, 0), st = (int)sqlite3_column_int64(s, 1);
+		uint64_t f = (uint64_t)sqlite3_column_int64(s, 2), b = (uint64_t)sqlite3_column_int64(s, 3);
+
+		tf += f;
+		tb += b;
+		if (json)
+			printf("%s{\"placement\":\"%s\",\"sync\":\"%s\",\"files\":%llu,\"bytes\":%llu}",
+			       first ? "" : ",", placement_name((enum placement)p),
+			       sync_state_name((enum sync_state)st), (unsigned long long)f, (unsigned long long)b);
+		else
+			printf("%-10s %-10s %10llu %16llu\n", placement_name((enum placement)p),
+			       sync_state_name((enum sync_state)st), (unsigned long long)f, (unsigned long long)b);
+		first = 0;
+	}
+	sqlite3_finalize(s);
+	if (json)
+		printf("],\"files\":%llu,\"bytes\":%llu}\n", (unsigned long long)tf, (unsigned long long)tb);
+	else
+		printf("%-10s %-10s %10llu %16llu\n", "total", "", (unsigned long long)tf, (unsigned long long)tb);
+	free(url);
+	return 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	struct common c = { NULL, 0, 0, NULL, NULL };
+	struct status_row row = { 1, 0 };
+	struct target t;
+	int ret = 0;
+
+	for (int k = 1; k < argc; k++)
+		if (cli_is_help(argv[k])) {
+			fputs(status_usage, stdout);
+			return 0;
+		}
+	take_common(&argc, argv, &c, 1);
+	for (int k = 1; k < argc; k++)
+		if (argv[k][0] == '-' && argv[k][1]) {
+			tfs_error("status: unknown option '%s'; see 'tierfs status --help'", argv[k]);
+			return 2;
+		}
+	if (target_open(&t, c.volume, argc > 1 ? argv[1] : NULL, 1))
+		return 1;
+	if (argc == 1) {
+		ret = status_volume(&t, c.json);
+		target_close(&t);
+		return ret;
+	}
+	row.json = c.json;
+	if (c.json)
+		printf("{\"files\":[");
+	else
+		printf("%-10s %-20s %-8s %-9s %12s  %s\n", "PLACEMENT", "RULE", "PIN", "SYNC", "SIZE", "PATH");
+	for (int k = 1; k < argc; k++) {
+		char vp[PATH_MAX];
+		uint64_t ino, size;
+		uint32_t mode;
+
+		if (vpath_of(&t, argv[k], c.volume != NULL, vp, sizeof(vp))) {
+			ret = 1;
+			continue;
+		}
+		if (placement_resolve(t.v->meta, vp, &ino) || file_size(t.v->meta, ino, &size, &mode)) {
+			tfs_error("status: no file '%s' in volume '%s'", vp, t.vol);
+			ret = 1;
+			continue;
+		}
+		if (S_ISDIR(mode))
+			status_tree(&t, ino, vp, &row);
+		else
+			status_file(&t, ino, vp, &row);
+	}
+	if (c.json)
+		printf("]}\n");
+	target_close(&t);
+	return ret;
+}
+
+/* ---- pin / unpin ---- */
+
+static const char pin_usage[] =
+	"usage: tierfs pin [--private] [--volume DIR] PATH...\n"
+	"       tierfs unpin [--volume DIR] PATH...\n"
+	"\n"
+	"A pin overrides every rule: the file keeps its local copy (never\n"
+	"evicted); with --private it is also private (never visible or uploaded).\n"
+	"Pinning a directory pins every file below it.\n";
+
+static int pin_tree(struct meta *m, uint64_t ino, int pin, struct policy_set *ps, int64_t now)
+{
+	uint64_t size;
+	uint32_t mode;
+	int rc = file_size(m, ino, &size, &mode);
+
+	if (rc)
+		return rc;
+	if (S_ISDIR(mode)) {
+		sqlite3_stmt *s;
+		uint64_t *kids = NULL;
+		size_t n = 0, cap = 0;
+
+		if (sqlite3_prepare_v2(meta_db(m), "SELECT ino FROM dentry WHERE parent=?1", -1, &s, NULL) !=
+		    SQLITE_OK)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			if (n == cap) {
+				uint64_t *p = realloc(kids, (cap ? cap * 2 : 64) * sizeof(*p));
+
+				if (!p)
+					break;
+				kids = p;
+				cap = cap ? cap * 2 : 64;
+			}
+			kids[n++] = (uint64_t)sqlite3_column_int64(s, 0);
+		}
+		sqlite3_finalize(s);
+		for (size_t k = 0; k < n && !rc; k++)
+			rc = pin_tree(m, kids[k], pin, ps, now);
+		free(kids);
+		return rc;
+	}
+	if (!S_ISREG(mode) && !S_ISLNK(mode))
+		return 0;
+	rc = placement_set_pin(m, ino, pin);
+	if (!rc)
+		rc = placement_apply(m, ps, ino, now, NULL);
+	return rc;
+}
+
+static int do_pin(int argc, char **argv, int unpin)
+{
+	struct common c = { NULL, 0, 0, NULL, NULL };
+	struct policy_set ps;
+	struct target t;
+	char err[512];
+	int pin = unpin ? POLICY_PIN_NONE : POLICY_PIN_LOCAL, out = 1, ret = 0;
+
+	for (int k = 1; k < argc; k++)
+		if (cli_is_help(argv[k])) {
+			fputs(pin_usage, stdout);
+			return 0;
+		}
+	take_common(&argc, argv, &c, 0);
+	for (int k = 1; k < argc; k++) {
+		if (!unpin && !strcmp(argv[k], "--private"))
+			pin = POLICY_PIN_PRIVATE;
+		else if (argv[k][0] == '-' && argv[k][1]) {
+			tfs_error("%s: unknown option '%s'; see 'tierfs %s --help'", argv[0], argv[k], argv[0]);
+			return 2;
+		} else
+			argv[out++] = argv[k];
+	}
+	argc = out;
+	if (argc < 2) {
+		tfs_error("%s: expected at least one PATH", argv[0]);
+		return 2;
+	}
+	if (target_open(&t, c.volume, argv[1], 0))
+		return 1;
+	if (policy_set_load(t.v->meta, &ps, err, sizeof(err))) {
+		tfs_error("%s", err);
+		target_close(&t);
+		return 1;
+	}
+	for (int k = 1; k < argc; k++) {
+		char vp[PATH_MAX];
+		uint64_t ino;
+		int rc;
+
+		if (vpath_of(&t, argv[k], c.volume != NULL, vp, sizeof(vp))) {
+			ret = 1;
+			continue;
+		}
+		if (placement_resolve(t.v->meta, vp, &ino)) {
+			tfs_error("%s: no file '%s' in volume '%s'", argv[0], vp, t.vol);
+			ret = 1;
+			continue;
+		}
+		rc = meta_begin(t.v->meta);
+		if (!rc)
+			rc = pin_tree(t.v->meta, ino, pin, &ps, now_ns());
+		if (!rc)
+			rc = meta_commit(t.v->meta, 1);
+		else
+			meta_rollback(t.v->meta);
+		if (rc) {
+			tfs_error("%s: cannot change '%s': %s", argv[0], vp, strerror(-rc));
+			ret = 1;
+		}
+	}
+	policy_set_release(&ps);
+	target_close(&t);
+	return ret;
+}
+
+int cmd_pin(int argc, char **argv)
+{
+	return do_pin(argc, argv, 0);
+}
+
+int cmd_unpin(int argc, char **argv)
+{
+	return do_pin(argc, argv, 1);
+}
