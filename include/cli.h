@@ -21,6 +21,10 @@ int cmd_policy(int argc, char **argv); /* policy add/list/move/rm/explain/check 
 int cmd_status(int argc, char **argv);
 int cmd_pin(int argc, char **argv);
 int cmd_unpin(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+int cmd_hydrate(int argc, char **argv);
+int cmd_evict(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 /* mount(8) helper: mount.fuse.tierfs SOURCE DIR [-o OPTS] */
 int mount_helper_main(int argc, char **argv);
 

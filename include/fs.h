@@ -15,6 +15,9 @@ struct fs_opts {
 	int debug;
 	unsigned max_threads; /* 0: libfuse default */
 	const char *fuse_opts; /* extra -o options for libfuse, or NULL */
+	int sync_interval_s;   /* sync engine tick (0: 1 s) */
+	int recall_timeout_s;  /* bound on recalls of evicted data (0: 30 s) */
+	int gc_grace_s;        /* unreferenced objects live this long (0: 60 s, -1: none) */
 };
 
 void fs_opts_default(struct fs_opts *o);

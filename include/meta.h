@@ -36,6 +36,7 @@ struct meta_attr {
 	int64_t atime;
 	int64_t mtime;
 	int64_t ctime;
+	int sync_state; /* read only here: the sync engine's (placement.h) */
 };
 
 enum meta_open_flags {

@@ -70,6 +70,7 @@ struct placement_info {
 	int pin;             /* enum policy_pin */
 	int sync_state;      /* enum sync_state */
 	int64_t next_eval;   /* ns, INT64_MAX: never */
+	int64_t mtime;       /* the file's, ns (placement_get) */
 	int visible;
 };
 int placement_evaluate(struct meta *m, const struct policy_set *ps, uint64_t ino, int64_t now,
@@ -87,6 +88,13 @@ int placement_apply_batch(struct meta *m, const struct policy_set *ps, uint64_t 
 			  size_t limit, int64_t now, int *done);
 /* Apply to the inodes whose next_eval has come (indexed). */
 int placement_apply_due(struct meta *m, const struct policy_set *ps, int64_t now, size_t limit);
+
+/*
+ * Put ino in the upload queue (or move it to the front when changed is 0:
+ * due now, whatever the rule's --settle) and mark it queued. changed is
+ * when its data last changed (ns). Inside a transaction.
+ */
+int placement_queue_upload(struct meta *m, uint64_t ino, int64_t changed);
 
 /* Read and set a pin (the caller re-applies). */
 int placement_set_pin(struct meta *m, uint64_t ino, int pin);

@@ -18,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_int.h"
 #include "log.h"
 #include "placement.h"
 #include "policy.h"
@@ -77,17 +79,11 @@ static int resolve_loose(const char *path, char *out)
 	return 0;
 }
 
-struct target {
-	char vol[PATH_MAX]; /* volume directory */
-	char mnt[PATH_MAX]; /* its mount point, "" when not mounted */
-	struct volume *v;
-};
-
 /*
  * Find the volume: from --volume (a volume directory or a tierfs mount
  * point), else from the first path, else from the current directory.
  */
-static int target_open(struct target *t, const char *volopt, const char *path, int readonly)
+int target_open(struct target *t, const char *volopt, const char *path, int readonly)
 {
 	char abs[PATH_MAX], err[1024];
 	int rc;
@@ -131,7 +127,7 @@ static int target_open(struct target *t, const char *volopt, const char *path, i
 	return 0;
 }
 
-static void target_close(struct target *t)
+void target_close(struct target *t)
 {
 	volume_close(t->v);
 	t->v = NULL;
@@ -142,7 +138,7 @@ static void target_close(struct target *t)
  * mount is taken relative to it; otherwise, with --volume, a path is one
  * within the volume ("/datasets/q3.parquet", or relative to its root).
  */
-static int vpath_of(const struct target *t, const char *path, int have_volopt, char *out, size_t len)
+int vpath_of(const struct target *t, const char *path, int have_volopt, char *out, size_t len)
 {
 	char abs[PATH_MAX];
 
@@ -172,7 +168,7 @@ static int64_t now_ns(void)
 
 /* ---- JSON ---- */
 
-static void json_str(FILE *f, const char *s)
+void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
@@ -917,10 +913,64 @@ static int status_volume(struct target *t, int json)
 		first = 0;
 	}
 	sqlite3_finalize(s);
-	if (json)
-		printf("],\"files\":%llu,\"bytes\":%llu}\n", (unsigned long long)tf, (unsigned long long)tb);
-	else
-		printf("%-10s %-10s %10llu %16llu\n", "total", "", (unsigned long long)tf, (unsigned long long)tb);
+	{
+		/* the sync engine: queue, reachability as the mount last saw it */
+		char *reach = NULL, *since = NULL, *lerr = NULL;
+		uint64_t qn = 0, qb = 0;
+
+		if (sqlite3_prepare_v2(meta_db(t->v->meta),
+				       "SELECT count(*), coalesce(sum(i.size),0) FROM upload u JOIN inode i ON i.ino=u.ino",
+				       -1, &s, NULL) == SQLITE_OK) {
+			if (sqlite3_step(s) == SQLITE_ROW) {
+				qn = (uint64_t)sqlite3_column_int64(s, 0);
+				qb = (uint64_t)sqlite3_column_int64(s, 1);
+			}
+			sqlite3_finalize(s);
+		}
+		meta_config_get(t->v->meta, "sync_reachable", &reach);
+		meta_config_get(t->v->meta, "sync_unreachable_since", &since);
+		meta_config_get(t->v->meta, "sync_last_error", &lerr);
+		{
+			int reachable = !reach || strcmp(reach, "0");
+			time_t secs = since ? (time_t)(atoll(since) / 1000000000) : 0;
+			char when[64] = "";
+
+			if (!reachable && secs) {
+				struct tm tm;
+
+				gmtime_r(&secs, &tm);
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			}
+			if (json) {
+				printf("],\"files\":%llu,\"bytes\":%llu,\"sync\":{\"queue\":%llu,"
+				       "\"pending_bytes\":%llu,\"store_reachable\":%s,\"unreachable_since\":",
+				       (unsigned long long)tf, (unsigned long long)tb, (unsigned long long)qn,
+				       (unsigned long long)qb, reachable ? "true" : "false");
+				if (when[0])
+					json_str(stdout, when);
+				else
+					printf("null");
+				printf(",\"last_error\":");
+				if (lerr && lerr[0])
+					json_str(stdout, lerr);
+				else
+					printf("null");
+				printf("}}\n");
+			} else {
+				printf("%-10s %-10s %10llu %16llu\n\n", "total", "", (unsigned long long)tf,
+				       (unsigned long long)tb);
+				printf("upload queue: %llu files, %llu bytes\n", (unsigned long long)qn,
+				       (unsigned long long)qb);
+				printf("store:        %s%s%s\n", reachable ? "reachable" : "UNREACHABLE since ",
+				       when, "");
+				if (lerr && lerr[0])
+					printf("last error:   %s\n", lerr);
+			}
+		}
+		free(reach);
+		free(since);
+		free(lerr);
+	}
 	free(url);
 	return 0;
 }

@@ -130,6 +130,10 @@ static const char mount_usage[] =
 	"     writeback_cache / no_writeback_cache   kernel write-back caching (default on)\n"
 	"     threads=N              most request threads (default 16)\n"
 	"     log=FILE               daemon log file (default VOLUME/tierfs.log)\n"
+	"     sync_interval=SECONDS  sync engine tick (default 1)\n"
+	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
+	"                            unreachable; then EIO (default 30)\n"
+	"     gc_grace=SECONDS       unreferenced objects are kept this long (default 60)\n"
 	"  fstab and mount(8) options defaults, rw, auto, noauto, nofail, _netdev,\n"
 	"  user, nouser, exec, suid, dev, x-* and comment=* are accepted and ignored.\n";
 
@@ -182,6 +186,18 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		}
 		if (!strcmp(o, "threads") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 256) {
 			ma->fs.max_threads = (unsigned)n;
+			continue;
+		}
+		if (!strcmp(o, "sync_interval") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 3600) {
+			ma->fs.sync_interval_s = (int)n;
+			continue;
+		}
+		if (!strcmp(o, "recall_timeout") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 3600) {
+			ma->fs.recall_timeout_s = (int)n;
+			continue;
+		}
+		if (!strcmp(o, "gc_grace") && v) {
+			ma->fs.gc_grace_s = (int)strtol(v, NULL, 10);
 			continue;
 		}
 		if (!strcmp(o, "log") && v && *v) {

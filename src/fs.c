@@ -43,6 +43,7 @@
 #include "log.h"
 #include "meta.h"
 #include "placement.h"
+#include "sync.h"
 #include "util.h"
 
 #define NAME_MAX_BYTES 255
@@ -54,6 +55,9 @@ struct inode {
 	uint64_t parent;    /* directories: parent inode, for ".." */
 	int nopen;          /* open file handles; protected by fs->lock */
 	int dirty;          /* a differs from the store; protected by fs->lock */
+	uint64_t gen;       /* data generation: bumped by every change of data; fs->lock */
+	uint64_t queued_gen; /* gen last handed to the upload queue; fs->lock */
+	int remote;         /* some chunks only in the store (atomic reads on the data path) */
 	struct inode *hnext;
 	struct inode *dnext; /* dirty list */
 };
@@ -83,6 +87,7 @@ struct fs {
 	struct policy_set ps; /* the rules; protected by lock */
 	uint64_t eval_cursor; /* full re-evaluation in progress from here; protected by lock */
 	int eval_all;         /* a full re-evaluation is due; protected by lock */
+	struct sync *sync;    /* the sync engine; NULL when it could not start */
 	int64_t ncapxattr;   /* security.capability xattrs in the volume */
 	int datafd;
 	pthread_t flusher;
@@ -150,6 +155,7 @@ static struct inode *itab_add(struct fs *fs, const struct meta_attr *a)
 		return NULL;
 	i->ino = a->ino;
 	i->a = *a;
+	i->remote = a->sync_state == SYNC_EVICTED || a->sync_state == SYNC_PARTIAL;
 	if (fs->hcount + 1 > fs->hsize)
 		itab_grow(fs);
 	h = hslot(fs, i->ino);
@@ -250,6 +256,18 @@ static int flush_dirty(struct fs *fs, int durable)
 		/* Size and times changed: rules on size and age may now differ. */
 		if (!rc && S_ISREG(i->a.mode) && i->a.nlink)
 			rc = place(fs, i->ino);
+		/* Data changed: a mirrored or tiered file goes (back) in the
+		 * upload queue, due once it settles. */
+		if (!rc && S_ISREG(i->a.mode) && i->a.nlink && i->gen != i->queued_gen) {
+			struct placement_info pi;
+
+			if (!placement_get(fs->meta, i->ino, &pi) &&
+			    (pi.placement == PLACEMENT_MIRROR || pi.placement == PLACEMENT_TIER ||
+			     pi.sync_state != SYNC_LOCAL))
+				rc = placement_queue_upload(fs->meta, i->ino, i->a.mtime > 0 ? now_ns() : 1);
+			if (!rc)
+				i->queued_gen = i->gen;
+		}
 		if (rc && rc != -ENOENT) {
 			mark_dirty(fs, i);
 			meta_rollback(fs->meta);
@@ -531,6 +549,20 @@ static int open_data(struct fs *fs, uint64_t ino, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * Before data of a file with chunks only in the store is read or changed:
+ * fetch the chunks of [off, off+len). Files entirely local (nearly all)
+ * pay one atomic load. Called without fs->lock.
+ */
+static int recall(struct fs *fs, struct inode *i, uint64_t off, uint64_t len)
+{
+	if (!__atomic_load_n(&i->remote, __ATOMIC_ACQUIRE))
+		return 0;
+	if (!fs->sync)
+		return -EIO;
+	return sync_ensure_local(fs->sync, i->ino, off, len);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -542,6 +574,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	pthread_mutex_lock(&fs->lock);
 	rc = iget(fs, ino, &i);
+	if (!rc && (to_set & FUSE_SET_ATTR_SIZE) && S_ISREG(i->a.mode) && i->remote) {
+		/* The chunk holding the new end must be local before it is cut. */
+		uint64_t end = (uint64_t)attr->st_size;
+
+		i->nopen++; /* keep it in memory while unlocked */
+		pthread_mutex_unlock(&fs->lock);
+		rc = recall(fs, i, end ? end - 1 : 0, 1);
+		pthread_mutex_lock(&fs->lock);
+		i->nopen--;
+	}
 	if (rc)
 		goto out;
 	if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -567,6 +609,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		if (rc)
 			goto out;
 		i->a.size = (uint64_t)attr->st_size;
+		i->gen++;
 		if (!(to_set & FUSE_SET_ATTR_MTIME))
 			i->a.mtime = now;
 	}
@@ -892,7 +935,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	int rc = recall(req_fs(req), h->ino, (uint64_t)off, size);
 
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = h->fd;
 	buf.buf[0].pos = off;
@@ -903,6 +951,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void note_write(struct fs *fs, struct inode *i, uint64_t end)
 {
 	pthread_mutex_lock(&fs->lock);
+	i->gen++;
 	if (end > i->a.size)
 		i->a.size = end;
 	if (!fs->opts.writeback_cache)
@@ -918,7 +967,12 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 	ssize_t n;
+	int rc = recall(fs, h->ino, (uint64_t)off, fuse_buf_size(in));
 
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = h->fd;
 	out.buf[0].pos = off;
@@ -979,7 +1033,12 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 {
 	struct fs *fs = req_fs(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc = recall(fs, h->ino, (uint64_t)off, (uint64_t)len);
 
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	if (fallocate(h->fd, mode, off, len)) {
 		fuse_reply_err(req, errno);
 		return;
@@ -998,8 +1057,16 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	struct fs *fs = req_fs(req);
 	struct handle *hi = (struct handle *)(uintptr_t)fi_in->fh;
 	struct handle *ho = (struct handle *)(uintptr_t)fi_out->fh;
-	ssize_t n = copy_file_range(hi->fd, &off_in, ho->fd, &off_out, len, (unsigned)flags);
+	ssize_t n;
+	int rc = recall(fs, hi->ino, (uint64_t)off_in, len);
 
+	if (!rc)
+		rc = recall(fs, ho->ino, (uint64_t)off_out, len);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	n = copy_file_range(hi->fd, &off_in, ho->fd, &off_out, len, (unsigned)flags);
 	if (n < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -1698,6 +1765,40 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
+/* ---- the sync engine's view of the mount (called with fs->lock held) ---- */
+
+static void host_lock(void *arg)
+{
+	pthread_mutex_lock(&((struct fs *)arg)->lock);
+}
+
+static void host_unlock(void *arg)
+{
+	pthread_mutex_unlock(&((struct fs *)arg)->lock);
+}
+
+static uint64_t host_data_gen(void *arg, uint64_t ino)
+{
+	struct inode *i = itab_find(arg, ino);
+
+	return i ? i->gen : 0;
+}
+
+static int host_busy(void *arg, uint64_t ino)
+{
+	struct inode *i = itab_find(arg, ino);
+
+	return i && i->nopen > 0;
+}
+
+static void host_set_remote(void *arg, uint64_t ino, int remote)
+{
+	struct inode *i = itab_find(arg, ino);
+
+	if (i)
+		__atomic_store_n(&i->remote, remote, __ATOMIC_RELEASE);
+}
+
 void fs_opts_default(struct fs_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -1767,6 +1868,22 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		rc = -EUCLEAN;
 		goto out;
 	}
+	{
+		struct sync_host h = { fs, host_lock, host_unlock, host_data_gen, host_busy,
+				       host_set_remote };
+		struct sync_opts so;
+		char serr[1024];
+
+		memset(&so, 0, sizeof(so));
+		so.interval_s = o->sync_interval_s;
+		so.recall_timeout_s = o->recall_timeout_s;
+		so.gc_grace_s = o->gc_grace_s;
+		rc = sync_open(vol, &h, &so, &fs->sync, serr, sizeof(serr));
+		if (rc) {
+			snprintf(err, errlen, "%s", serr);
+			goto out;
+		}
+	}
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=tierfs,allow_other,default_permissions",
 		 vol->dir);
 	if (fuse_opt_add_arg(&args, "tierfs") || fuse_opt_add_arg(&args, fsname) ||
@@ -1795,6 +1912,8 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	mounted = 1;
 	if (pthread_create(&fs->flusher, NULL, flusher_main, fs) == 0)
 		flusher = 1;
+	if (fs->sync && sync_start(fs->sync))
+		log_error("cannot start the sync engine threads");
 	if (ready)
 		ready(arg);
 	lc = fuse_loop_cfg_create();
@@ -1810,6 +1929,10 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		log_error("FUSE session ended with an error: %s", strerror(-rc));
 	rc = 0;
 out:
+	if (fs->sync) {
+		sync_close(fs->sync); /* waits for uploads in flight */
+		fs->sync = NULL;
+	}
 	if (flusher) {
 		pthread_mutex_lock(&fs->lock);
 		fs->stopping = 1;

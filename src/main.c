@@ -23,6 +23,10 @@ static const struct cmd_struct commands[] = {
 	{ "status", cmd_status, "placement and sync state of files, or of the volume" },
 	{ "pin", cmd_pin, "keep files local (and private with --private), overriding rules" },
 	{ "unpin", cmd_unpin, "remove pins" },
+	{ "sync", cmd_sync, "upload what is due now (--wait: until it is in the store)" },
+	{ "hydrate", cmd_hydrate, "recall evicted data of files" },
+	{ "evict", cmd_evict, "drop local copies of tiered files that are in the store" },
+	{ "gc", cmd_gc, "delete objects nothing references any more" },
 	{ "store", cmd_store, "object store tools: store check URL" },
 	{ "key", cmd_key, "volume key: key export, key import, key show" },
 };

@@ -32,7 +32,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_INODE_GET] = "SELECT mode,uid,gid,nlink,size,rdev,atime,mtime,ctime FROM inode WHERE ino=?1",
+	[S_INODE_GET] = "SELECT mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,sync_state FROM inode WHERE ino=?1",
 	[S_INODE_INS] = "INSERT INTO inode(ino,mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,target)"
 			" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
 	[S_INODE_UPD] = "UPDATE inode SET mode=?2,uid=?3,gid=?4,nlink=?5,size=?6,rdev=?7,"
@@ -40,7 +40,7 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_INODE_DEL] = "DELETE FROM inode WHERE ino=?1",
 	[S_XATTR_DEL_INO] = "DELETE FROM xattr WHERE ino=?1",
 	[S_READLINK] = "SELECT target FROM inode WHERE ino=?1",
-	[S_LOOKUP] = "SELECT i.ino,i.mode,i.uid,i.gid,i.nlink,i.size,i.rdev,i.atime,i.mtime,i.ctime"
+	[S_LOOKUP] = "SELECT i.ino,i.mode,i.uid,i.gid,i.nlink,i.size,i.rdev,i.atime,i.mtime,i.ctime,i.sync_state"
 		     " FROM dentry d JOIN inode i ON i.ino=d.ino WHERE d.parent=?1 AND d.name=?2",
 	[S_DENTRY_INS] = "INSERT INTO dentry(parent,name,ino,type,cookie) VALUES(?1,?2,?3,?4,?5)",
 	[S_DENTRY_DEL] = "DELETE FROM dentry WHERE parent=?1 AND name=?2",
@@ -77,11 +77,32 @@ static const char schema_sql[] =
 	"CREATE INDEX dentry_ino ON dentry(ino);"
 	"CREATE TABLE rule(name TEXT PRIMARY KEY, pos INTEGER NOT NULL, args TEXT NOT NULL,"
 	" created INTEGER NOT NULL);"
+	"CREATE TABLE chunk(ino INTEGER NOT NULL, idx INTEGER NOT NULL, obj TEXT NOT NULL,"
+	" len INTEGER NOT NULL, local INTEGER NOT NULL DEFAULT 1, PRIMARY KEY(ino, idx)) WITHOUT ROWID;"
+	"CREATE TABLE object(name TEXT PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL,"
+	" doomed INTEGER NOT NULL DEFAULT 0, since INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX object_unref ON object(since) WHERE refs = 0;"
+	/* Reference counts follow the chunk rows; deleting an inode drops its
+	 * chunks and its place in the upload queue. */
+	"CREATE TRIGGER chunk_ins AFTER INSERT ON chunk BEGIN"
+	" UPDATE object SET refs=refs+1 WHERE name=new.obj; END;"
+	"CREATE TRIGGER chunk_del AFTER DELETE ON chunk BEGIN"
+	" UPDATE object SET refs=refs-1, since=unixepoch() WHERE name=old.obj; END;"
+	"CREATE TRIGGER chunk_upd AFTER UPDATE OF obj ON chunk WHEN old.obj <> new.obj BEGIN"
+	" UPDATE object SET refs=refs-1, since=unixepoch() WHERE name=old.obj;"
+	" UPDATE object SET refs=refs+1 WHERE name=new.obj; END;"
+	"CREATE TRIGGER inode_del AFTER DELETE ON inode BEGIN"
+	" DELETE FROM chunk WHERE ino=old.ino; DELETE FROM upload WHERE ino=old.ino; END;"
+	"CREATE TABLE upload(ino INTEGER PRIMARY KEY, changed INTEGER NOT NULL,"
+	" next_try INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+	"CREATE TABLE job(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, arg TEXT,"
+	" state TEXT NOT NULL DEFAULT 'pending', done INTEGER NOT NULL DEFAULT 0,"
+	" total INTEGER NOT NULL DEFAULT 0, error TEXT, created INTEGER NOT NULL);"
 	"CREATE TABLE xattr(ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
 	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
 	"CREATE INDEX xattr_name ON xattr(name);";
 
-#define META_CACHE_MAX 48
+#define META_CACHE_MAX 128
 
 struct meta {
 	sqlite3 *db;
@@ -336,6 +357,7 @@ static void row_to_attr(sqlite3_stmt *s, int col, struct meta_attr *a)
 	a->atime = sqlite3_column_int64(s, col + 6);
 	a->mtime = sqlite3_column_int64(s, col + 7);
 	a->ctime = sqlite3_column_int64(s, col + 8);
+	a->sync_state = (int)sqlite3_column_int64(s, col + 9);
 }
 
 static void bind_attr(sqlite3_stmt *s, const struct meta_attr *a)

@@ -44,6 +44,11 @@ static const char SQL_BATCH[] =
 	"SELECT ino FROM inode WHERE ino>?1 AND (mode & 61440) IN (32768, 40960) ORDER BY ino LIMIT ?2";
 static const char SQL_DUE[] = "SELECT ino FROM inode WHERE next_eval <= ?1 LIMIT ?2";
 static const char SQL_PIN[] = "UPDATE inode SET pin=?2 WHERE ino=?1";
+static const char SQL_QUEUE[] =
+	"INSERT INTO upload(ino, changed) VALUES(?1, ?2) ON CONFLICT(ino) DO UPDATE"
+	" SET changed=CASE WHEN excluded.changed = 0 THEN 0 ELSE max(changed, excluded.changed) END,"
+	" next_try=0";
+static const char SQL_QUEUED[] = "UPDATE inode SET sync_state=1 WHERE ino=?1 AND sync_state IN (0, 3)";
 
 static int sqlerr(struct meta *m)
 {
@@ -332,6 +337,7 @@ int placement_get(struct meta *m, uint64_t ino, struct placement_info *out)
 	out->pin = (int)sqlite3_column_int64(s, 8);
 	out->sync_state = (int)sqlite3_column_int64(s, 9);
 	out->next_eval = sqlite3_column_type(s, 10) == SQLITE_NULL ? INT64_MAX : sqlite3_column_int64(s, 10);
+	out->mtime = sqlite3_column_int64(s, 5);
 	out->visible = out->placement == PLACEMENT_ON_DEMAND || out->placement == PLACEMENT_MIRROR;
 	sqlite3_reset(s);
 	return rc;
@@ -500,6 +506,11 @@ int placement_apply(struct meta *m, const struct policy_set *ps, uint64_t ino, i
 		return sqlerr(m);
 	if (changed_out)
 		*changed_out = neu.placement != old.placement;
+	/* Newly mirrored or tiered: upload it (after --settle, counted from
+	 * its last change). */
+	if ((neu.placement == PLACEMENT_MIRROR || neu.placement == PLACEMENT_TIER) &&
+	    neu.placement != old.placement && neu.sync_state == SYNC_LOCAL)
+		return placement_queue_upload(m, ino, old.mtime);
 	return 0;
 }
 
@@ -629,6 +640,28 @@ int placement_apply_due(struct meta *m, const struct policy_set *ps, int64_t now
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_int64(s, 2, (int64_t)limit);
 	return apply_query(m, ps, s, now, NULL, NULL);
+}
+
+int placement_queue_upload(struct meta *m, uint64_t ino, int64_t changed)
+{
+	sqlite3_stmt *s = meta_stmt(m, SQL_QUEUE);
+	int rc;
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, changed);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return sqlerr(m);
+	s = meta_stmt(m, SQL_QUEUED);
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sqlerr(m);
 }
 
 int placement_set_pin(struct meta *m, uint64_t ino, int pin)

@@ -1,0 +1,38 @@
+/*
+ * cli_int.h - helpers shared by the commands that work on a volume's
+ * metadata store beside a live mount (cmd_policy.c, cmd_sync.c).
+ */
+#ifndef TIERFS_CLI_INT_H
+#define TIERFS_CLI_INT_H
+
+#include <limits.h>
+#include <stdio.h>
+
+#include "volume.h"
+
+/* The volume a command works on. */
+struct target {
+	char vol[PATH_MAX]; /* volume directory */
+	char mnt[PATH_MAX]; /* its mount point, "" when not mounted */
+	struct volume *v;
+};
+
+/*
+ * Find and open the volume: from volopt (--volume: a volume directory or a
+ * tierfs mount point), else from path, else from the current directory.
+ * Prints the error and returns -1 on failure.
+ */
+int target_open(struct target *t, const char *volopt, const char *path, int readonly);
+void target_close(struct target *t);
+
+/*
+ * The path within the volume ("/a/b") of a user path: relative to the
+ * volume's mount when the path is inside it; with --volume, taken as a path
+ * within the volume. Prints the error and returns -1 on failure.
+ */
+int vpath_of(const struct target *t, const char *path, int have_volopt, char *out, size_t len);
+
+/* A JSON string literal. */
+void json_str(FILE *f, const char *s);
+
+#endif

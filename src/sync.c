@@ -1,0 +1,1578 @@
+/*
+ * sync.c - the sync engine (interface and model in sync.h).
+ *
+ * DESIGN
+ * - A file's data is cut into fixed chunks (SYNC_CHUNK_SIZE). A chunk's
+ *   object is named by HMAC(volume naming key, plaintext) and stored at
+ *   "chunks/XX/NAME", zstd-compressed and AES-256-GCM encrypted with the
+ *   name as associated data (codec.c). Identical chunks are one object.
+ * - Upload of a file: read each chunk, name it, put the objects the store
+ *   does not have yet (outside every lock), then record the new chunk list
+ *   in one transaction, but only if the file's write generation did not
+ *   move meanwhile: a torn version is never recorded as synced; the file
+ *   stays queued and is uploaded again after it settles.
+ * - Object reference counts are kept by SQL triggers on the chunk table;
+ *   gc marks unreferenced objects doomed, deletes them from the store, then
+ *   drops their rows. An upload that would reuse a doomed object waits for
+ *   gc instead, so gc never deletes an object a file references.
+ * - Eviction commits "not local" for every chunk and punches the data file
+ *   in one critical section under the host lock, only for synced tier
+ *   files nobody has open and whose every object the store confirms.
+ * - Recall fetches a chunk, verifies it (codec), writes it into the data
+ *   file and marks it local. Concurrent readers of one chunk share one
+ *   fetch (the in-flight list, s->flock). Recalls use a second store handle
+ *   with short timeouts, so a read of evicted data fails with EIO after a
+ *   bounded wait when the store is unreachable.
+ * - Threads: one scheduler (ticks every interval: jobs, queue, evictions,
+ *   gc) and N upload workers fed through s->qlock/s->qcv. Lock order: the
+ *   host lock, then s->flock or s->qlock; no store I/O under the host lock.
+ */
+#include "sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "keys.h"
+#include "log.h"
+#include "placement.h"
+#include "store.h"
+
+#define NS 1000000000ll
+#define MAX_INFLIGHT_UPLOADS 64
+
+struct chunkrec {
+	char obj[CODEC_NAME_SIZE];
+	uint64_t len;
+	int local;
+	int have; /* a row exists */
+};
+
+struct fetch {
+	uint64_t ino, idx;
+	int done, rc;
+	int waiters;
+	struct fetch *next;
+};
+
+struct sync {
+	struct volume *vol;
+	struct meta *meta;
+	struct sync_host h;
+	struct sync_opts o;
+	struct store *store;  /* uploads, gc: patient */
+	struct store *rstore; /* recalls: bounded */
+	struct volkey key;
+	uint64_t cs;          /* chunk size */
+	struct policy_set ps; /* protected by the host lock */
+
+	pthread_t sched;
+	pthread_t *workers;
+	int nworkers, started;
+	pthread_mutex_t qlock;
+	pthread_cond_t qcv, idle_cv;
+	uint64_t queue[MAX_INFLIGHT_UPLOADS]; /* protected by qlock */
+	int qn;
+	uint64_t active[MAX_INFLIGHT_UPLOADS]; /* being uploaded; protected by qlock */
+	int nactive;
+	int stop; /* protected by qlock */
+
+	pthread_mutex_t flock;
+	pthread_cond_t fcv;
+	struct fetch *fetches; /* protected by flock */
+
+	pthread_mutex_t slock;  /* status fields */
+	int reachable;
+	int64_t unreachable_since;
+	char last_error[256];
+	int status_dirty;
+	int gc_running;
+	int64_t last_gc;
+};
+
+static int64_t now_ns(void)
+{
+	return (int64_t)now_real_ns();
+}
+
+static void hlock(struct sync *s)
+{
+	if (s->h.lock)
+		s->h.lock(s->h.arg);
+}
+
+static void hunlock(struct sync *s)
+{
+	if (s->h.unlock)
+		s->h.unlock(s->h.arg);
+}
+
+static uint64_t data_gen(struct sync *s, uint64_t ino)
+{
+	return s->h.data_gen ? s->h.data_gen(s->h.arg, ino) : 0;
+}
+
+static void set_remote(struct sync *s, uint64_t ino, int remote)
+{
+	if (s->h.set_remote)
+		s->h.set_remote(s->h.arg, ino, remote);
+}
+
+static void obj_key(const char *name, char *key, size_t len)
+{
+	snprintf(key, len, "chunks/%.2s/%s", name, name);
+}
+
+/* ---- store status ---- */
+
+static int transient(int rc)
+{
+	return rc == -EIO || rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -EHOSTUNREACH ||
+	       rc == -ENETUNREACH || rc == -ECONNRESET || rc == -EAGAIN;
+}
+
+static void note_store(struct sync *s, int rc, const char *what)
+{
+	pthread_mutex_lock(&s->slock);
+	if (rc == 0) {
+		if (!s->reachable) {
+			log_info("object store is reachable again");
+			s->reachable = 1;
+			s->status_dirty = 1;
+		}
+	} else if (transient(rc) || rc == -EACCES) {
+		if (s->reachable) {
+			s->reachable = 0;
+			s->unreachable_since = now_ns();
+			log_error("object store unreachable: %s: %s", what, store_errmsg());
+		}
+		snprintf(s->last_error, sizeof(s->last_error), "%s: %s", what, store_errmsg());
+		s->status_dirty = 1;
+	}
+	pthread_mutex_unlock(&s->slock);
+}
+
+/* Publish reachability for `tierfs status` (with the host lock held). */
+static void write_status(struct sync *s)
+{
+	char buf[32];
+	int reachable, dirty;
+	int64_t since;
+	char err[256];
+
+	pthread_mutex_lock(&s->slock);
+	dirty = s->status_dirty;
+	reachable = s->reachable;
+	since = s->unreachable_since;
+	snprintf(err, sizeof(err), "%s", s->last_error);
+	s->status_dirty = 0;
+	pthread_mutex_unlock(&s->slock);
+	if (!dirty || meta_begin(s->meta))
+		return;
+	meta_config_set(s->meta, "sync_reachable", reachable ? "1" : "0");
+	snprintf(buf, sizeof(buf), "%lld", (long long)since);
+	meta_config_set(s->meta, "sync_unreachable_since", reachable ? "0" : buf);
+	meta_config_set(s->meta, "sync_last_error", err);
+	if (meta_commit(s->meta, 0))
+		meta_rollback(s->meta);
+}
+
+int sync_store_reachable(struct sync *s)
+{
+	int r;
+
+	pthread_mutex_lock(&s->slock);
+	r = s->reachable;
+	pthread_mutex_unlock(&s->slock);
+	return r;
+}
+
+/* ---- SQL helpers (host lock held) ---- */
+
+static const char SQL_FILE[] =
+	"SELECT mode, nlink, size, placement, sync_state, pin, rule, atime, mtime FROM inode WHERE ino=?1";
+static const char SQL_CHUNKS[] = "SELECT idx, obj, len, local FROM chunk WHERE ino=?1 ORDER BY idx";
+static const char SQL_CHUNK_ONE[] = "SELECT obj, len, local FROM chunk WHERE ino=?1 AND idx=?2";
+static const char SQL_OBJ_STATE[] = "SELECT refs, doomed FROM object WHERE name=?1";
+static const char SQL_OBJ_ADD[] =
+	"INSERT INTO object(name, size, refs, since) VALUES(?1, ?2, 0, unixepoch())"
+	" ON CONFLICT(name) DO NOTHING";
+static const char SQL_CHUNK_PUT[] =
+	"INSERT INTO chunk(ino, idx, obj, len, local) VALUES(?1, ?2, ?3, ?4, 1)"
+	" ON CONFLICT(ino, idx) DO UPDATE SET obj=excluded.obj, len=excluded.len, local=1";
+static const char SQL_CHUNK_TRIM[] = "DELETE FROM chunk WHERE ino=?1 AND idx>=?2";
+static const char SQL_CHUNK_LOCAL[] = "UPDATE chunk SET local=?3 WHERE ino=?1 AND idx=?2";
+static const char SQL_CHUNK_ALL_REMOTE[] = "UPDATE chunk SET local=0 WHERE ino=?1";
+static const char SQL_CHUNK_DROP[] = "DELETE FROM chunk WHERE ino=?1";
+static const char SQL_NONLOCAL[] =
+	"SELECT count(*), coalesce(sum(local=0),0) FROM chunk WHERE ino=?1";
+static const char SQL_STATE[] = "UPDATE inode SET sync_state=?2 WHERE ino=?1";
+static const char SQL_UPL_DEL[] = "DELETE FROM upload WHERE ino=?1";
+static const char SQL_UPL_HAS[] = "SELECT 1 FROM upload WHERE ino=?1";
+static const char SQL_UPL_RETRY[] =
+	"UPDATE upload SET attempts=attempts+1, next_try=?2, last_error=?3 WHERE ino=?1";
+static const char SQL_UPL_AGAIN[] = "UPDATE upload SET changed=?2, next_try=0 WHERE ino=?1";
+static const char SQL_UPL_DUE[] =
+	"SELECT u.ino, u.changed, i.rule FROM upload u JOIN inode i ON i.ino=u.ino"
+	" WHERE u.next_try <= ?1 ORDER BY u.changed LIMIT 256";
+
+struct file_facts {
+	uint32_t mode;
+	uint64_t nlink, size;
+	int placement, sync_state, pin;
+	char rule[POLICY_NAME_MAX + 1];
+	int64_t atime, mtime;
+};
+
+static int file_facts(struct sync *s, uint64_t ino, struct file_facts *f)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta, SQL_FILE);
+	int rc = -ENOENT;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		f->mode = (uint32_t)sqlite3_column_int64(st, 0);
+		f->nlink = (uint64_t)sqlite3_column_int64(st, 1);
+		f->size = (uint64_t)sqlite3_column_int64(st, 2);
+		f->placement = (int)sqlite3_column_int64(st, 3);
+		f->sync_state = (int)sqlite3_column_int64(st, 4);
+		f->pin = (int)sqlite3_column_int64(st, 5);
+		f->rule[0] = '\0';
+		if (sqlite3_column_type(st, 6) != SQLITE_NULL)
+			snprintf(f->rule, sizeof(f->rule), "%s", (const char *)sqlite3_column_text(st, 6));
+		f->atime = sqlite3_column_int64(st, 7);
+		f->mtime = sqlite3_column_int64(st, 8);
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int step_done(struct sync *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_error("metadata store: %s", sqlite3_errmsg(meta_db(s->meta)));
+		return -EIO;
+	}
+	return 0;
+}
+
+static int exec1(struct sync *s, const char *sql, uint64_t ino)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta, sql);
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	return step_done(s, st);
+}
+
+static int set_state(struct sync *s, uint64_t ino, int state)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta, SQL_STATE);
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, state);
+	return step_done(s, st);
+}
+
+/* Load chunk rows of ino into an array of n entries (zeroed beyond rows). */
+static int load_chunks(struct sync *s, uint64_t ino, struct chunkrec *c, uint64_t n)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta, SQL_CHUNKS);
+
+	if (!st)
+		return -EIO;
+	memset(c, 0, n * sizeof(*c));
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
+
+		if (idx >= n)
+			continue;
+		snprintf(c[idx].obj, sizeof(c[idx].obj), "%s", (const char *)sqlite3_column_text(st, 1));
+		c[idx].len = (uint64_t)sqlite3_column_int64(st, 2);
+		c[idx].local = (int)sqlite3_column_int64(st, 3);
+		c[idx].have = 1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+/*
+ * The sync state a file has now, from its queue entry and chunks:
+ * queued > evicted/partial > synced > local.
+ */
+static int settle_state(struct sync *s, uint64_t ino)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta, SQL_UPL_HAS);
+	int queued = 0, state;
+	int64_t n = 0, remote = 0;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	queued = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	st = meta_stmt(s->meta, SQL_NONLOCAL);
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		n = sqlite3_column_int64(st, 0);
+		remote = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (remote && remote == n)
+		state = SYNC_EVICTED;
+	else if (remote)
+		state = SYNC_PARTIAL;
+	else if (queued)
+		state = SYNC_QUEUED;
+	else if (n)
+		state = SYNC_SYNCED;
+	else
+		state = SYNC_LOCAL;
+	if (queued && remote)
+		state = remote == n ? SYNC_EVICTED : SYNC_PARTIAL;
+	set_remote(s, ino, remote > 0);
+	return set_state(s, ino, state) ? -EIO : state;
+}
+
+static const struct policy_rule *rule_named(struct sync *s, const char *name)
+{
+	for (size_t k = 0; k < s->ps.n; k++)
+		if (!strcmp(s->ps.rules[k].name, name))
+			return &s->ps.rules[k];
+	return NULL;
+}
+
+static void reload_rules(struct sync *s)
+{
+	char err[512];
+
+	if (policy_version(s->meta) != s->ps.version) {
+		struct policy_set ps;
+
+		if (policy_set_load(s->meta, &ps, err, sizeof(err)) == 0) {
+			policy_set_release(&s->ps);
+			s->ps = ps;
+		}
+	}
+}
+
+/* ---- upload ---- */
+
+static int want_upload(const struct file_facts *f)
+{
+	return S_ISREG(f->mode) && f->nlink > 0 &&
+	       (f->placement == PLACEMENT_MIRROR || f->placement == PLACEMENT_TIER ||
+		f->placement == PLACEMENT_ON_DEMAND);
+}
+
+/* Is the object usable for dedupe: 1 yes, 0 not known, -EAGAIN doomed. */
+static int object_usable(struct sync *s, const char *name)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta, SQL_OBJ_STATE);
+	int rc = 0;
+
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		rc = sqlite3_column_int64(st, 1) ? -EAGAIN : 1;
+	sqlite3_reset(st);
+	return rc;
+}
+
+static void requeue_later(struct sync *s, uint64_t ino, int attempts_rc, const char *why)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta, SQL_UPL_RETRY);
+	int64_t delay;
+	int64_t attempts = 0;
+	sqlite3_stmt *q;
+
+	if (!st)
+		return;
+	q = meta_stmt(s->meta, "SELECT attempts FROM upload WHERE ino=?1");
+	if (q) {
+		sqlite3_bind_int64(q, 1, (int64_t)ino);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			attempts = sqlite3_column_int64(q, 0);
+		sqlite3_reset(q);
+	}
+	/* exponential backoff with jitter: 1 s, 2 s, 4 s ... up to 5 min */
+	delay = attempts > 8 ? 300 : (1ll << attempts);
+	if (delay > 300)
+		delay = 300;
+	delay = delay * NS / 2 + (int64_t)(rand() % 1000) * (delay * NS / 2000);
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, now_ns() + delay);
+	sqlite3_bind_text(st, 3, why, -1, SQLITE_TRANSIENT);
+	step_done(s, st);
+	(void)attempts_rc;
+}
+
+int sync_upload_file(struct sync *s, uint64_t ino)
+{
+	struct file_facts f;
+	struct chunkrec *old = NULL, *neu = NULL;
+	struct tbuf plain = TBUF_INIT, enc = TBUF_INIT;
+	uint64_t gen0, n, put = 0;
+	char dname[VOLUME_DATA_NAME_MAX];
+	int fd = -1, rc;
+
+	hlock(s);
+	rc = file_facts(s, ino, &f);
+	if (rc || !want_upload(&f)) {
+		/* gone, or no longer wanted in the store: leave the queue */
+		if (!meta_begin(s->meta)) {
+			exec1(s, SQL_UPL_DEL, ino);
+			if (!rc)
+				settle_state(s, ino);
+			if (meta_commit(s->meta, 0))
+				meta_rollback(s->meta);
+		}
+		hunlock(s);
+		return 0;
+	}
+	gen0 = data_gen(s, ino);
+	n = (f.size + s->cs - 1) / s->cs;
+	old = calloc(n ? n : 1, sizeof(*old));
+	neu = calloc(n ? n : 1, sizeof(*neu));
+	if (!old || !neu) {
+		hunlock(s);
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = load_chunks(s, ino, old, n);
+	if (!rc && !meta_begin(s->meta)) {
+		set_state(s, ino, SYNC_UPLOADING);
+		if (meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+	if (rc)
+		goto out;
+
+	volume_data_name(ino, dname);
+	fd = openat(s->vol->datafd, dname, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto fail_requeue;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t len = f.size - i * s->cs < s->cs ? f.size - i * s->cs : s->cs;
+		char key[128];
+		ssize_t got;
+		int usable;
+
+		if (old[i].have && !old[i].local && old[i].len == len) {
+			neu[i] = old[i]; /* evicted and untouched: the store has it */
+			continue;
+		}
+		tbuf_reset(&plain);
+		rc = tbuf_grow(&plain, len);
+		if (rc)
+			goto fail_requeue;
+		got = pread(fd, plain.data, len, (off_t)(i * s->cs));
+		if (got < 0) {
+			rc = -errno;
+			goto fail_requeue;
+		}
+		if ((uint64_t)got < len)
+			memset(plain.data + got, 0, len - (uint64_t)got); /* shrinking: gen will tell */
+		plain.len = len;
+		rc = codec_chunk_name(&s->key, plain.data, len, neu[i].obj);
+		if (rc)
+			goto fail_requeue;
+		neu[i].len = len;
+		neu[i].local = 1;
+		neu[i].have = 1;
+		if (old[i].have && !strcmp(old[i].obj, neu[i].obj))
+			continue;
+		hlock(s);
+		usable = object_usable(s, neu[i].obj);
+		hunlock(s);
+		if (usable < 0) {
+			rc = usable; /* gc is deleting it: try again after gc */
+			goto fail_requeue;
+		}
+		if (usable)
+			continue;
+		tbuf_reset(&enc);
+		rc = codec_encode(&s->key, plain.data, len, neu[i].obj, CODEC_LEVEL_DEFAULT, &enc);
+		if (rc)
+			goto fail_requeue;
+		obj_key(neu[i].obj, key, sizeof(key));
+		rc = store_put(s->store, key, enc.data, enc.len);
+		note_store(s, rc, "upload");
+		if (rc)
+			goto fail_requeue;
+		put++;
+		/* remember the object before any file references it, so gc can
+		 * find it if this upload is abandoned */
+		hlock(s);
+		if (!meta_begin(s->meta)) {
+			sqlite3_stmt *st = meta_stmt(s->meta, SQL_OBJ_ADD);
+
+			if (st) {
+				sqlite3_bind_text(st, 1, neu[i].obj, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(st, 2, (int64_t)enc.len);
+				step_done(s, st);
+			}
+			if (meta_commit(s->meta, 0))
+				meta_rollback(s->meta);
+		}
+		hunlock(s);
+	}
+	close(fd);
+	fd = -1;
+
+	/* Record the version, if it is still the file's version. */
+	hlock(s);
+	{
+		struct file_facts now_f;
+
+		rc = file_facts(s, ino, &now_f);
+		if (rc || data_gen(s, ino) != gen0 || now_f.size != f.size || now_f.mtime != f.mtime) {
+			if (!meta_begin(s->meta)) {
+				sqlite3_stmt *st = meta_stmt(s->meta, SQL_UPL_AGAIN);
+
+				if (st) {
+					sqlite3_bind_int64(st, 1, (int64_t)ino);
+					sqlite3_bind_int64(st, 2, now_ns());
+					step_done(s, st);
+				}
+				settle_state(s, ino);
+				if (meta_commit(s->meta, 0))
+					meta_rollback(s->meta);
+			}
+			hunlock(s);
+			rc = -EAGAIN; /* changed while uploading: again after it settles */
+			goto out;
+		}
+	}
+	rc = meta_begin(s->meta);
+	for (uint64_t i = 0; !rc && i < n; i++) {
+		sqlite3_stmt *st;
+		int usable = object_usable(s, neu[i].obj);
+
+		if (usable <= 0) {
+			/* an object we did not put must still be alive */
+			rc = usable < 0 ? -EAGAIN : -ENOENT;
+			if (usable == 0) {
+				st = meta_stmt(s->meta, SQL_OBJ_ADD);
+				if (!st) {
+					rc = -EIO;
+					break;
+				}
+				/* put by us above but row lost? cannot be: be safe */
+				rc = -EAGAIN;
+			}
+			break;
+		}
+		st = meta_stmt(s->meta, SQL_CHUNK_PUT);
+		if (!st) {
+			rc = -EIO;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_int64(st, 2, (int64_t)i);
+		sqlite3_bind_text(st, 3, neu[i].obj, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (int64_t)neu[i].len);
+		rc = step_done(s, st);
+		if (!rc && !neu[i].local) {
+			st = meta_stmt(s->meta, SQL_CHUNK_LOCAL);
+			if (st) {
+				sqlite3_bind_int64(st, 1, (int64_t)ino);
+				sqlite3_bind_int64(st, 2, (int64_t)i);
+				sqlite3_bind_int64(st, 3, 0);
+				rc = step_done(s, st);
+			}
+		}
+	}
+	if (!rc) {
+		sqlite3_stmt *st = meta_stmt(s->meta, SQL_CHUNK_TRIM);
+
+		if (st) {
+			sqlite3_bind_int64(st, 1, (int64_t)ino);
+			sqlite3_bind_int64(st, 2, (int64_t)n);
+			rc = step_done(s, st);
+		}
+	}
+	if (!rc)
+		rc = exec1(s, SQL_UPL_DEL, ino);
+	if (!rc)
+		rc = settle_state(s, ino) < 0 ? -EIO : 0;
+	if (!rc)
+		rc = meta_commit(s->meta, 0);
+	else
+		meta_rollback(s->meta);
+	if (rc && !meta_begin(s->meta)) {
+		requeue_later(s, ino, rc, "cannot record the uploaded version");
+		settle_state(s, ino);
+		if (meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+	if (!rc)
+		log_debug("uploaded inode %llu: %llu chunks, %llu new objects", (unsigned long long)ino,
+			  (unsigned long long)n, (unsigned long long)put);
+	goto out;
+
+fail_requeue:
+	if (fd >= 0)
+		close(fd);
+	fd = -1;
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s", rc == -EAGAIN ? "waiting for gc" : store_errmsg()[0] ? store_errmsg() : strerror(-rc));
+		requeue_later(s, ino, rc, why);
+		settle_state(s, ino);
+		if (meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(old);
+	free(neu);
+	tbuf_release(&plain);
+	tbuf_release(&enc);
+	return rc;
+}
+
+/* ---- eviction ---- */
+
+int sync_evict_file(struct sync *s, uint64_t ino)
+{
+	struct file_facts f;
+	struct chunkrec *c = NULL;
+	uint64_t n, gen0;
+	char dname[VOLUME_DATA_NAME_MAX];
+	int rc, fd = -1;
+
+	hlock(s);
+	rc = file_facts(s, ino, &f);
+	if (rc)
+		goto unlock;
+	if (!S_ISREG(f.mode) || f.placement != PLACEMENT_TIER || f.pin != POLICY_PIN_NONE) {
+		rc = -EPERM;
+		goto unlock;
+	}
+	if (f.sync_state == SYNC_EVICTED) {
+		rc = 0;
+		goto unlock;
+	}
+	if (f.sync_state != SYNC_SYNCED && f.sync_state != SYNC_PARTIAL) {
+		rc = -EAGAIN;
+		goto unlock;
+	}
+	n = (f.size + s->cs - 1) / s->cs;
+	c = calloc(n ? n : 1, sizeof(*c));
+	if (!c) {
+		rc = -ENOMEM;
+		goto unlock;
+	}
+	rc = load_chunks(s, ino, c, n);
+	gen0 = data_gen(s, ino);
+	hunlock(s);
+	if (rc)
+		goto out;
+	/* Every chunk must be verifiably in the store. */
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t size;
+		char key[128];
+
+		if (!c[i].have) {
+			rc = -EAGAIN;
+			goto out;
+		}
+		obj_key(c[i].obj, key, sizeof(key));
+		rc = store_head(s->store, key, &size);
+		note_store(s, rc, "check before eviction");
+		if (rc == -ENOENT) {
+			log_error("object %s of inode %llu is missing from the store; uploading again",
+				  c[i].obj, (unsigned long long)ino);
+			hlock(s);
+			if (!meta_begin(s->meta)) {
+				exec1(s, SQL_CHUNK_DROP, ino);
+				placement_queue_upload(s->meta, ino, 0);
+				if (meta_commit(s->meta, 0))
+					meta_rollback(s->meta);
+			}
+			hunlock(s);
+		}
+		if (rc)
+			goto out;
+	}
+	volume_data_name(ino, dname);
+	fd = openat(s->vol->datafd, dname, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	hlock(s);
+	{
+		struct file_facts now_f;
+
+		rc = file_facts(s, ino, &now_f);
+		if (!rc && (data_gen(s, ino) != gen0 || now_f.size != f.size || now_f.mtime != f.mtime ||
+			    (now_f.sync_state != SYNC_SYNCED && now_f.sync_state != SYNC_PARTIAL) ||
+			    (s->h.busy && s->h.busy(s->h.arg, ino))))
+			rc = -EAGAIN;
+	}
+	if (!rc)
+		rc = meta_begin(s->meta);
+	if (!rc) {
+		rc = exec1(s, SQL_CHUNK_ALL_REMOTE, ino);
+		if (!rc)
+			rc = set_state(s, ino, SYNC_EVICTED);
+		if (!rc)
+			rc = meta_commit(s->meta, 1);
+		else
+			meta_rollback(s->meta);
+	}
+	if (!rc) {
+		/* Committed: now drop the bytes (nobody has the file open). */
+		set_remote(s, ino, 1);
+		if (f.size && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)f.size))
+			log_warn("cannot punch the data file of inode %llu: %s", (unsigned long long)ino,
+				 strerror(errno));
+	}
+	goto unlock;
+unlock:
+	hunlock(s);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(c);
+	return rc;
+}
+
+/* ---- recall ---- */
+
+static int fetch_chunk(struct sync *s, uint64_t ino, uint64_t idx, const char *obj, uint64_t len)
+{
+	struct tbuf raw = TBUF_INIT, plain = TBUF_INIT;
+	char key[128], dname[VOLUME_DATA_NAME_MAX];
+	int rc, fd;
+
+	obj_key(obj, key, sizeof(key));
+	rc = store_get(s->rstore, key, 0, STORE_WHOLE, &raw);
+	note_store(s, rc, "recall");
+	if (rc) {
+		log_error("cannot recall chunk %llu of inode %llu: %s", (unsigned long long)idx,
+			  (unsigned long long)ino, store_errmsg());
+		goto out;
+	}
+	rc = codec_decode(&s->key, raw.data, raw.len, obj, CODEC_VERIFY_NAME, &plain);
+	if (rc || plain.len != len) {
+		log_error("object %s (chunk %llu of inode %llu) is corrupt or tampered with: %s", obj,
+			  (unsigned long long)idx, (unsigned long long)ino,
+			  rc ? codec_errmsg() : "wrong length");
+		rc = -EIO;
+		goto out;
+	}
+	volume_data_name(ino, dname);
+	fd = openat(s->vol->datafd, dname, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (pwrite(fd, plain.data, plain.len, (off_t)(idx * s->cs)) != (ssize_t)plain.len)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+out:
+	tbuf_release(&raw);
+	tbuf_release(&plain);
+	return rc;
+}
+
+int sync_ensure_local(struct sync *s, uint64_t ino, uint64_t off, uint64_t len)
+{
+	uint64_t first = off / s->cs, last = len ? (off + len - 1) / s->cs : first;
+	int rc = 0;
+
+	for (uint64_t idx = first; idx <= last && !rc; idx++) {
+		sqlite3_stmt *st;
+		char obj[CODEC_NAME_SIZE];
+		uint64_t clen = 0;
+		int local = 1, found = 0;
+		struct fetch *fe, **pp;
+
+		hlock(s);
+		st = meta_stmt(s->meta, SQL_CHUNK_ONE);
+		if (!st) {
+			hunlock(s);
+			return -EIO;
+		}
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_int64(st, 2, (int64_t)idx);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			found = 1;
+			snprintf(obj, sizeof(obj), "%s", (const char *)sqlite3_column_text(st, 0));
+			clen = (uint64_t)sqlite3_column_int64(st, 1);
+			local = (int)sqlite3_column_int64(st, 2);
+		}
+		sqlite3_reset(st);
+		if (!found || local) {
+			hunlock(s);
+			continue;
+		}
+		/* One fetch per chunk: join one in flight, or start it. */
+		pthread_mutex_lock(&s->flock);
+		for (fe = s->fetches; fe; fe = fe->next)
+			if (fe->ino == ino && fe->idx == idx)
+				break;
+		if (fe) {
+			hunlock(s);
+			fe->waiters++;
+			while (!fe->done)
+				pthread_cond_wait(&s->fcv, &s->flock);
+			rc = fe->rc;
+			if (--fe->waiters == 0 && fe->done == 2)
+				free(fe);
+			pthread_mutex_unlock(&s->flock);
+			continue;
+		}
+		fe = calloc(1, sizeof(*fe));
+		if (!fe) {
+			pthread_mutex_unlock(&s->flock);
+			hunlock(s);
+			return -ENOMEM;
+		}
+		fe->ino = ino;
+		fe->idx = idx;
+		fe->next = s->fetches;
+		s->fetches = fe;
+		pthread_mutex_unlock(&s->flock);
+		hunlock(s);
+
+		rc = fetch_chunk(s, ino, idx, obj, clen);
+
+		hlock(s);
+		if (!rc && !meta_begin(s->meta)) {
+			st = meta_stmt(s->meta, SQL_CHUNK_LOCAL);
+			if (st) {
+				sqlite3_bind_int64(st, 1, (int64_t)ino);
+				sqlite3_bind_int64(st, 2, (int64_t)idx);
+				sqlite3_bind_int64(st, 3, 1);
+				rc = step_done(s, st);
+			}
+			if (!rc)
+				rc = settle_state(s, ino) < 0 ? -EIO : 0;
+			if (!rc)
+				rc = meta_commit(s->meta, 0);
+			else
+				meta_rollback(s->meta);
+		}
+		pthread_mutex_lock(&s->flock);
+		for (pp = &s->fetches; *pp && *pp != fe; pp = &(*pp)->next)
+			;
+		if (*pp)
+			*pp = fe->next;
+		fe->rc = rc;
+		fe->done = 1;
+		if (fe->waiters)
+			fe->done = 2; /* the last waiter frees it */
+		else
+			free(fe);
+		pthread_cond_broadcast(&s->fcv);
+		pthread_mutex_unlock(&s->flock);
+		hunlock(s);
+	}
+	return rc ? -EIO : 0;
+}
+
+/* ---- the scheduler ---- */
+
+static int upload_active(struct sync *s, uint64_t ino)
+{
+	for (int k = 0; k < s->nactive; k++)
+		if (s->active[k] == ino)
+			return 1;
+	for (int k = 0; k < s->qn; k++)
+		if (s->queue[k] == ino)
+			return 1;
+	return 0;
+}
+
+/* Inodes whose uploads are due now (settled), host lock held. */
+static size_t due_uploads(struct sync *s, uint64_t *out, size_t max, int all)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta, SQL_UPL_DUE);
+	int64_t now = now_ns();
+	size_t n = 0;
+
+	if (!st)
+		return 0;
+	sqlite3_bind_int64(st, 1, now);
+	while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
+		int64_t changed = sqlite3_column_int64(st, 1);
+		const char *rule = (const char *)sqlite3_column_text(st, 2);
+		const struct policy_rule *r = rule ? rule_named(s, rule) : NULL;
+		int64_t settle = (int64_t)(r ? r->settle : POLICY_SETTLE_DEFAULT) * NS;
+
+		if (all || changed == 0 || changed + settle <= now)
+			out[n++] = ino;
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Synced tier files to evict: idle past their rule's --evict-after, or the
+ * coldest while local disk use is above a --watermark. Host lock held. */
+static size_t due_evictions(struct sync *s, uint64_t *out, size_t max)
+{
+	int64_t now = now_ns();
+	size_t n = 0;
+	struct statvfs sv;
+	double used = 0;
+
+	if (fstatvfs(s->vol->datafd, &sv) == 0 && sv.f_blocks)
+		used = 100.0 * (double)(sv.f_blocks - sv.f_bavail) / (double)sv.f_blocks;
+	for (size_t k = 0; k < s->ps.n && n < max; k++) {
+		const struct policy_rule *r = &s->ps.rules[k];
+		sqlite3_stmt *st;
+
+		if (r->placement != PLACEMENT_TIER)
+			continue;
+		st = meta_stmt(s->meta,
+			       "SELECT ino FROM inode WHERE placement=3 AND sync_state IN (3, 5) AND pin=0"
+			       " AND rule=?1 AND atime <= ?2 ORDER BY atime LIMIT ?3");
+		if (!st)
+			break;
+		sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+		if ((r->has & POLICY_HAS_WATERMARK) && used > (double)r->watermark)
+			sqlite3_bind_int64(st, 2, INT64_MAX); /* above the watermark: coldest first */
+		else if (r->has & POLICY_HAS_EVICT_AFTER)
+			sqlite3_bind_int64(st, 2, now - (int64_t)r->evict_after * NS);
+		else {
+			sqlite3_reset(st);
+			continue;
+		}
+		sqlite3_bind_int64(st, 3, (int64_t)(max - n));
+		while (sqlite3_step(st) == SQLITE_ROW)
+			out[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	return n;
+}
+
+/* Files that must be local again (mirror/on-demand/private with evicted
+ * chunks, or pinned), and private files still in the store. */
+static size_t due_local(struct sync *s, uint64_t *out, size_t max, int *unpublish)
+{
+	sqlite3_stmt *st = meta_stmt(s->meta,
+		"SELECT ino, placement FROM inode WHERE (sync_state IN (4, 5) AND (placement <> 3 OR pin <> 0))"
+		" OR (placement = 0 AND sync_state <> 0) LIMIT ?1");
+	size_t n = 0;
+
+	if (!st)
+		return 0;
+	sqlite3_bind_int64(st, 1, (int64_t)max);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		unpublish[n] = sqlite3_column_int64(st, 1) == PLACEMENT_PRIVATE;
+		out[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Make a file fully local; if it turned private, take it out of the store. */
+static int make_local(struct sync *s, uint64_t ino, int unpublish)
+{
+	struct file_facts f;
+	int rc;
+
+	hlock(s);
+	rc = file_facts(s, ino, &f);
+	hunlock(s);
+	if (rc)
+		return rc;
+	rc = sync_ensure_local(s, ino, 0, f.size);
+	if (rc || !unpublish)
+		return rc;
+	hlock(s);
+	rc = file_facts(s, ino, &f);
+	if (!rc && f.placement == PLACEMENT_PRIVATE && !meta_begin(s->meta)) {
+		/* Private now: forget its chunks (gc deletes the objects). */
+		rc = exec1(s, SQL_CHUNK_DROP, ino);
+		if (!rc)
+			rc = exec1(s, SQL_UPL_DEL, ino);
+		if (!rc)
+			rc = settle_state(s, ino) < 0 ? -EIO : 0;
+		if (!rc)
+			rc = meta_commit(s->meta, 0);
+		else
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+	return rc;
+}
+
+int sync_run_once(struct sync *s, int upload_all_due)
+{
+	uint64_t inos[256];
+	int flags[256];
+	size_t n;
+	int rc = 0;
+
+	hlock(s);
+	reload_rules(s);
+	n = due_local(s, inos, 256, flags);
+	hunlock(s);
+	for (size_t k = 0; k < n; k++)
+		make_local(s, inos[k], flags[k]);
+
+	hlock(s);
+	n = due_uploads(s, inos, 256, upload_all_due);
+	hunlock(s);
+	for (size_t k = 0; k < n; k++) {
+		int r = sync_upload_file(s, inos[k]);
+
+		if (r && r != -EAGAIN)
+			rc = r;
+	}
+	hlock(s);
+	n = due_evictions(s, inos, 256);
+	hunlock(s);
+	for (size_t k = 0; k < n; k++)
+		sync_evict_file(s, inos[k]);
+	hlock(s);
+	write_status(s);
+	hunlock(s);
+	return rc;
+}
+
+/* ---- gc ---- */
+
+int sync_gc(struct sync *s, int dry_run, int force, uint64_t *objects_out, uint64_t *bytes_out)
+{
+	int64_t grace = s->o.gc_grace_s < 0 || force ? 0 : s->o.gc_grace_s ? s->o.gc_grace_s : 60;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t bytes = 0, deleted = 0;
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	*objects_out = *bytes_out = 0;
+	hlock(s);
+	st = meta_stmt(s->meta, "SELECT name, size FROM object WHERE refs <= 0 AND since <= unixepoch() - ?1");
+	if (!st) {
+		hunlock(s);
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, grace);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			char **p = realloc(names, (cap ? cap * 2 : 64) * sizeof(*p));
+
+			if (!p) {
+				rc = -ENOMEM;
+				break;
+			}
+			names = p;
+			cap = cap ? cap * 2 : 64;
+		}
+		names[n++] = strdup((const char *)sqlite3_column_text(st, 0));
+		bytes += (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (dry_run || !n || rc) {
+		hunlock(s);
+		*objects_out = n;
+		*bytes_out = bytes;
+		goto out;
+	}
+	/* Phase 1: doom them (an upload then will not reuse them). */
+	s->gc_running = 1;
+	rc = meta_begin(s->meta);
+	if (!rc) {
+		st = meta_stmt(s->meta, "UPDATE object SET doomed=1 WHERE name=?1 AND refs <= 0");
+		for (size_t k = 0; k < n && !rc && st; k++) {
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, names[k], -1, SQLITE_STATIC);
+			rc = step_done(s, st);
+		}
+		if (!rc)
+			rc = meta_commit(s->meta, 1);
+		else
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+	/* Phase 2: delete them from the store. */
+	for (size_t k = 0; k < n && !rc; k++) {
+		char key[128];
+		int r;
+
+		obj_key(names[k], key, sizeof(key));
+		r = store_del(s->store, key);
+		note_store(s, r, "gc");
+		if (r && r != -ENOENT) {
+			rc = r;
+			break;
+		}
+		deleted++;
+	}
+	/* Phase 3: forget the deleted ones; undoom the rest. */
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		sqlite3_stmt *d = meta_stmt(s->meta, "DELETE FROM object WHERE name=?1 AND doomed=1");
+
+		for (size_t k = 0; k < deleted && d; k++) {
+			sqlite3_reset(d);
+			sqlite3_bind_text(d, 1, names[k], -1, SQLITE_STATIC);
+			step_done(s, d);
+		}
+		exec1(s, "UPDATE object SET doomed=0 WHERE doomed=1 AND ?1 = ?1", 0);
+		if (meta_commit(s->meta, 1))
+			meta_rollback(s->meta);
+	}
+	s->gc_running = 0;
+	hunlock(s);
+	*objects_out = deleted;
+	*bytes_out = bytes;
+out:
+	for (size_t k = 0; k < n; k++)
+		free(names[k]);
+	free(names);
+	return rc;
+}
+
+/* ---- jobs ---- */
+
+static void job_update(struct sync *s, int64_t id, const char *state, uint64_t done, uint64_t total,
+		       const char *error)
+{
+	sqlite3_stmt *st;
+
+	if (id <= 0)
+		return;
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		st = meta_stmt(s->meta, "UPDATE job SET state=?2, done=?3, total=?4, error=?5 WHERE id=?1");
+		if (st) {
+			sqlite3_bind_int64(st, 1, id);
+			sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, (int64_t)done);
+			sqlite3_bind_int64(st, 4, (int64_t)total);
+			if (error)
+				sqlite3_bind_text(st, 5, error, -1, SQLITE_TRANSIENT);
+			step_done(s, st);
+		}
+		if (meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+}
+
+/* Regular files at or below the volume path arg (all with NULL). */
+static int files_under(struct sync *s, const char *arg, uint64_t **out, size_t *n_out)
+{
+	uint64_t root = META_ROOT_INO, *list = NULL, *stack = NULL;
+	size_t n = 0, cap = 0, ns = 0, scap = 0;
+	struct meta_attr a;
+	int rc;
+
+	hlock(s);
+	if (arg && (rc = placement_resolve(s->meta, arg, &root))) {
+		hunlock(s);
+		return rc;
+	}
+	rc = meta_inode_get(s->meta, root, &a);
+	if (!rc && !S_ISDIR(a.mode)) {
+		list = malloc(sizeof(*list));
+		if (list)
+			list[n++] = root;
+		hunlock(s);
+		*out = list;
+		*n_out = n;
+		return list ? 0 : -ENOMEM;
+	}
+	stack = malloc(16 * sizeof(*stack));
+	scap = 16;
+	if (stack)
+		stack[ns++] = root;
+	while (!rc && ns) {
+		uint64_t d = stack[--ns];
+		sqlite3_stmt *st = meta_stmt(s->meta, "SELECT ino, type FROM dentry WHERE parent=?1");
+
+		if (!st)
+			break;
+		sqlite3_bind_int64(st, 1, (int64_t)d);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
+			int type = (int)sqlite3_column_int64(st, 1);
+
+			if (type == (S_IFDIR >> 12)) {
+				if (ns == scap) {
+					uint64_t *p = realloc(stack, scap * 2 * sizeof(*p));
+
+					if (!p)
+						break;
+					stack = p;
+					scap *= 2;
+				}
+				stack[ns++] = ino;
+			} else if (type == (S_IFREG >> 12)) {
+				if (n == cap) {
+					uint64_t *p = realloc(list, (cap ? cap * 2 : 64) * sizeof(*p));
+
+					if (!p)
+						break;
+					list = p;
+					cap = cap ? cap * 2 : 64;
+				}
+				list[n++] = ino;
+			}
+		}
+		sqlite3_reset(st);
+	}
+	hunlock(s);
+	free(stack);
+	*out = list;
+	*n_out = n;
+	return rc;
+}
+
+int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
+{
+	uint64_t *inos = NULL, done = 0, failed = 0;
+	size_t n = 0;
+	char err[256] = "";
+	int rc;
+
+	if (!strcmp(kind, "gc")) {
+		uint64_t objs, bytes;
+
+		job_update(s, id, "running", 0, 0, NULL);
+		rc = sync_gc(s, 0, arg && !strcmp(arg, "force"), &objs, &bytes);
+		if (rc)
+			snprintf(err, sizeof(err), "gc: %s", store_errmsg()[0] ? store_errmsg() : strerror(-rc));
+		job_update(s, id, rc ? "failed" : "done", objs, bytes, rc ? err : NULL);
+		return rc;
+	}
+	rc = files_under(s, arg, &inos, &n);
+	if (rc) {
+		snprintf(err, sizeof(err), "no file '%s' in the volume", arg ? arg : "/");
+		job_update(s, id, "failed", 0, 0, err);
+		return rc;
+	}
+	job_update(s, id, "running", 0, n, NULL);
+	for (size_t k = 0; k < n; k++) {
+		int r = 0;
+
+		if (!strcmp(kind, "sync")) {
+			struct file_facts f;
+
+			hlock(s);
+			r = file_facts(s, inos[k], &f);
+			if (!r && (f.placement == PLACEMENT_MIRROR || f.placement == PLACEMENT_TIER ||
+				   (arg && f.placement == PLACEMENT_ON_DEMAND)) &&
+			    f.sync_state != SYNC_SYNCED && f.sync_state != SYNC_EVICTED &&
+			    !meta_begin(s->meta)) {
+				placement_queue_upload(s->meta, inos[k], 0);
+				if (meta_commit(s->meta, 0))
+					meta_rollback(s->meta);
+			}
+			hunlock(s);
+			r = 0;
+		} else if (!strcmp(kind, "hydrate")) {
+			struct file_facts f;
+
+			hlock(s);
+			r = file_facts(s, inos[k], &f);
+			hunlock(s);
+			if (!r)
+				r = sync_ensure_local(s, inos[k], 0, f.size);
+		} else if (!strcmp(kind, "evict")) {
+			r = sync_evict_file(s, inos[k]);
+			if (r == -EPERM && n > 1)
+				r = 0; /* a directory: evict what may be evicted */
+		} else {
+			snprintf(err, sizeof(err), "unknown job '%s'", kind);
+			rc = -EINVAL;
+			break;
+		}
+		if (r) {
+			failed++;
+			if (!err[0]) {
+				struct tbuf p = TBUF_INIT;
+
+				hlock(s);
+				placement_path(s->meta, inos[k], &p);
+				hunlock(s);
+				snprintf(err, sizeof(err), "%s '%s': %s", kind, p.data ? (char *)p.data : "?",
+					 r == -EPERM ? "not a tiered file (or pinned)" :
+					 r == -EAGAIN ? "not synced to the store yet" : strerror(-r));
+				tbuf_release(&p);
+			}
+			rc = r;
+		}
+		done++;
+		if (done % 16 == 0)
+			job_update(s, id, "running", done, n, NULL);
+	}
+	free(inos);
+	if (!strcmp(kind, "sync") && !rc)
+		rc = 0;
+	job_update(s, id, failed || rc ? "failed" : "done", done, n, err[0] ? err : NULL);
+	return rc;
+}
+
+static void run_jobs(struct sync *s)
+{
+	for (;;) {
+		sqlite3_stmt *st;
+		int64_t id = 0;
+		char kind[16] = "", *arg = NULL;
+
+		hlock(s);
+		st = meta_stmt(s->meta, "SELECT id, kind, arg FROM job WHERE state='pending' ORDER BY id LIMIT 1");
+		if (st && sqlite3_step(st) == SQLITE_ROW) {
+			id = sqlite3_column_int64(st, 0);
+			snprintf(kind, sizeof(kind), "%s", (const char *)sqlite3_column_text(st, 1));
+			if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+				arg = strdup((const char *)sqlite3_column_text(st, 2));
+		}
+		if (st)
+			sqlite3_reset(st);
+		hunlock(s);
+		if (!id)
+			return;
+		sync_run_job(s, id, kind, arg);
+		free(arg);
+	}
+}
+
+/* ---- threads ---- */
+
+static void *worker_main(void *arg)
+{
+	struct sync *s = arg;
+
+	pthread_mutex_lock(&s->qlock);
+	for (;;) {
+		uint64_t ino;
+
+		while (!s->qn && !s->stop)
+			pthread_cond_wait(&s->qcv, &s->qlock);
+		if (s->stop)
+			break;
+		ino = s->queue[--s->qn];
+		s->active[s->nactive++] = ino;
+		pthread_mutex_unlock(&s->qlock);
+		sync_upload_file(s, ino);
+		pthread_mutex_lock(&s->qlock);
+		for (int k = 0; k < s->nactive; k++)
+			if (s->active[k] == ino) {
+				s->active[k] = s->active[--s->nactive];
+				break;
+			}
+		pthread_cond_broadcast(&s->idle_cv);
+	}
+	pthread_mutex_unlock(&s->qlock);
+	return NULL;
+}
+
+static void *sched_main(void *arg)
+{
+	struct sync *s = arg;
+	int interval = s->o.interval_s > 0 ? s->o.interval_s : 1;
+
+	pthread_mutex_lock(&s->qlock);
+	while (!s->stop) {
+		struct timespec ts;
+		uint64_t inos[MAX_INFLIGHT_UPLOADS], ev[64];
+		int flags[64];
+		size_t n;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += interval;
+		pthread_cond_timedwait(&s->qcv, &s->qlock, &ts);
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->qlock);
+
+		run_jobs(s);
+		hlock(s);
+		reload_rules(s);
+		n = due_local(s, ev, 64, flags);
+		hunlock(s);
+		for (size_t k = 0; k < n; k++)
+			make_local(s, ev[k], flags[k]);
+
+		hlock(s);
+		n = due_uploads(s, inos, MAX_INFLIGHT_UPLOADS, 0);
+		hunlock(s);
+		pthread_mutex_lock(&s->qlock);
+		for (size_t k = 0; k < n && s->qn < MAX_INFLIGHT_UPLOADS; k++)
+			if (!upload_active(s, inos[k]))
+				s->queue[s->qn++] = inos[k];
+		pthread_cond_broadcast(&s->qcv);
+		pthread_mutex_unlock(&s->qlock);
+
+		hlock(s);
+		n = due_evictions(s, ev, 64);
+		hunlock(s);
+		for (size_t k = 0; k < n; k++)
+			sync_evict_file(s, ev[k]);
+
+		if (now_ns() - s->last_gc > 60 * NS) {
+			uint64_t o, b;
+
+			s->last_gc = now_ns();
+			sync_gc(s, 0, 0, &o, &b);
+			if (o)
+				log_info("gc deleted %llu unreferenced objects (%llu bytes)",
+					 (unsigned long long)o, (unsigned long long)b);
+		}
+		hlock(s);
+		write_status(s);
+		hunlock(s);
+		pthread_mutex_lock(&s->qlock);
+	}
+	pthread_mutex_unlock(&s->qlock);
+	return NULL;
+}
+
+int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_opts *o,
+	      struct sync **out, char *err, size_t errlen)
+{
+	struct sync *s = calloc(1, sizeof(*s));
+	struct store_opts so, ro;
+	char keypath[PATH_MAX + 16], *url = NULL;
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	s->vol = vol;
+	s->meta = vol->meta;
+	if (h)
+		s->h = *h;
+	if (o)
+		s->o = *o;
+	s->cs = SYNC_CHUNK_SIZE;
+	s->reachable = 1;
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_cond_init(&s->qcv, NULL);
+	pthread_cond_init(&s->idle_cv, NULL);
+	pthread_mutex_init(&s->flock, NULL);
+	pthread_cond_init(&s->fcv, NULL);
+	pthread_mutex_init(&s->slock, NULL);
+	snprintf(keypath, sizeof(keypath), "%s/volume.key", vol->dir);
+	rc = key_file_load(keypath, s->o.passphrase ? s->o.passphrase : getenv("TIERFS_PASSPHRASE"), &s->key);
+	if (rc) {
+		snprintf(err, errlen, "cannot load the volume key '%s': %s", keypath,
+			 rc == -ENOKEY ? "it is wrapped with a passphrase (set TIERFS_PASSPHRASE)" : strerror(-rc));
+		goto fail;
+	}
+	hlock(s);
+	rc = meta_config_get(s->meta, "store_url", &url);
+	if (!rc) {
+		char perr[512];
+
+		rc = policy_set_load(s->meta, &s->ps, perr, sizeof(perr));
+		if (rc)
+			snprintf(err, errlen, "%s", perr);
+	} else {
+		snprintf(err, errlen, "volume '%s' has no store configured", vol->dir);
+	}
+	hunlock(s);
+	if (rc)
+		goto fail;
+	memset(&so, 0, sizeof(so));
+	so.max_retries = 3;
+	rc = store_open(url, &so, &s->store, err, errlen);
+	if (rc)
+		goto fail;
+	memset(&ro, 0, sizeof(ro));
+	ro.timeout_ms = (s->o.recall_timeout_s > 0 ? s->o.recall_timeout_s : 30) * 1000 / 3;
+	ro.connect_timeout_ms = ro.timeout_ms < 5000 ? ro.timeout_ms : 5000;
+	ro.max_retries = 2;
+	ro.retry_base_ms = 200;
+	rc = store_open(url, &ro, &s->rstore, err, errlen);
+	if (rc)
+		goto fail;
+	free(url);
+	*out = s;
+	return 0;
+fail:
+	free(url);
+	sync_close(s);
+	return rc;
+}
+
+int sync_start(struct sync *s)
+{
+	int n = s->o.workers > 0 ? s->o.workers : 4;
+
+	s->workers = calloc((size_t)n, sizeof(*s->workers));
+	if (!s->workers)
+		return -ENOMEM;
+	for (int k = 0; k < n; k++) {
+		if (pthread_create(&s->workers[k], NULL, worker_main, s))
+			break;
+		s->nworkers++;
+	}
+	if (pthread_create(&s->sched, NULL, sched_main, s) == 0)
+		s->started = 1;
+	return s->started ? 0 : -EAGAIN;
+}
+
+void sync_close(struct sync *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->qlock);
+	s->stop = 1;
+	pthread_cond_broadcast(&s->qcv);
+	pthread_mutex_unlock(&s->qlock);
+	if (s->started)
+		pthread_join(s->sched, NULL);
+	for (int k = 0; k < s->nworkers; k++)
+		pthread_join(s->workers[k], NULL);
+	free(s->workers);
+	if (s->store)
+		store_close(s->store);
+	if (s->rstore)
+		store_close(s->rstore);
+	policy_set_release(&s->ps);
+	volkey_release(&s->key);
+	while (s->fetches) {
+		struct fetch *f = s->fetches;
+
+		s->fetches = f->next;
+		free(f);
+	}
+	pthread_mutex_destroy(&s->qlock);
+	pthread_cond_destroy(&s->qcv);
+	pthread_cond_destroy(&s->idle_cv);
+	pthread_mutex_destroy(&s->flock);
+	pthread_cond_destroy(&s->fcv);
+	pthread_mutex_destroy(&s->slock);
+	free(s);
+}
