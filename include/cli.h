@@ -25,6 +25,7 @@ int cmd_sync(int argc, char **argv);
 int cmd_hydrate(int argc, char **argv);
 int cmd_evict(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
 /* mount(8) helper: mount.fuse.tierfs SOURCE DIR [-o OPTS] */
 int mount_helper_main(int argc, char **argv);
 

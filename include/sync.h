@@ -49,6 +49,8 @@ struct sync_opts {
 	int recall_timeout_s;    /* bound on a recall of evicted data; 0: 30 s */
 	int gc_grace_s;          /* unreferenced objects are deleted after this; 0: 60 s (-1: at once) */
 	const char *passphrase;  /* for a wrapped key file */
+	int publish_interval_s;  /* snapshots at most this often; 0: 5 s */
+	int retain;              /* snapshots kept for cloud readers; 0: 10 */
 };
 
 /*
@@ -93,6 +95,11 @@ int sync_gc(struct sync *s, int dry_run, int force, uint64_t *objects_out, uint6
  * ("done" or "failed" with an error) are written to the job's row.
  */
 int sync_run_job(struct sync *s, int64_t job_id, const char *kind, const char *arg);
+
+/* Publish a snapshot of the exported namespace now (if anything changed,
+ * or always with force). */
+struct publish_stats;
+int sync_publish(struct sync *s, int force, struct publish_stats *st);
 
 /* Store reachability as last seen by this engine. */
 int sync_store_reachable(struct sync *s);

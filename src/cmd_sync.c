@@ -19,6 +19,7 @@
 #include "cli_int.h"
 #include "log.h"
 #include "placement.h"
+#include "publish.h"
 #include "sync.h"
 
 struct sync_args {
@@ -134,12 +135,15 @@ static int job_follow(struct target *t, int64_t id, const char *what, int timeou
 				snprintf(err, sizeof(err), "%s", (const char *)sqlite3_column_text(s, 3));
 		}
 		sqlite3_finalize(s);
-		if (strcmp(what, "gc"))
+		if (strcmp(what, "gc") && strcmp(what, "publish"))
 			progress(tty, what, done, total, "files");
 		if (!strcmp(state, "done")) {
 			progress_end(tty);
 			if (!strcmp(what, "gc"))
 				printf("gc: deleted %llu objects (%llu bytes)\n", (unsigned long long)done,
+				       (unsigned long long)total);
+			else if (!strcmp(what, "publish"))
+				printf("published snapshot %llu (%llu objects)\n", (unsigned long long)done,
 				       (unsigned long long)total);
 			rc = 0;
 			break;
@@ -255,7 +259,14 @@ static int run_here(struct target *t, const char *kind, const char *arg, struct 
 		tfs_error("%s", err);
 		return 1;
 	}
-	if (!strcmp(kind, "gc")) {
+	if (!strcmp(kind, "publish")) {
+		struct publish_stats st;
+
+		rc = sync_publish(s, 1, &st);
+		if (!rc)
+			printf("published snapshot %llu (%llu objects)\n", (unsigned long long)st.seq,
+			       (unsigned long long)st.objects);
+	} else if (!strcmp(kind, "gc")) {
 		uint64_t objs, bytes;
 
 		rc = sync_gc(s, a->dry_run, a->force, &objs, &bytes);
@@ -281,6 +292,11 @@ static int run_here(struct target *t, const char *kind, const char *arg, struct 
 					break;
 				}
 			}
+			if (!rc) {
+				struct publish_stats st;
+
+				rc = sync_publish(s, 0, &st);
+			}
 		} else if (rc) {
 			tfs_error("%s failed: %s", kind, rc == -EPERM ? "not a tiered file (or pinned)" :
 				  rc == -EAGAIN ? "not synced to the store yet" : strerror(-rc));
@@ -295,19 +311,20 @@ static int do_cmd(int argc, char **argv, const char *kind, const char *usage)
 	struct sync_args a;
 	struct target t;
 	int rc, ret = 0, is_sync = !strcmp(kind, "sync"), is_gc = !strcmp(kind, "gc");
+	int is_pub = !strcmp(kind, "publish");
 
 	rc = parse_args(argc, argv, &a, usage, is_sync, is_gc);
 	if (rc) {
 		free(a.paths);
 		return rc < 0 ? 0 : rc;
 	}
-	if (!is_sync && !is_gc && !a.npaths) {
+	if (!is_sync && !is_gc && !is_pub && !a.npaths) {
 		tfs_error("%s: expected at least one PATH; see 'tierfs %s --help'", kind, kind);
 		free(a.paths);
 		return 2;
 	}
-	if (is_gc && a.npaths) {
-		tfs_error("gc: unexpected argument '%s'", a.paths[0]);
+	if ((is_gc || is_pub) && a.npaths) {
+		tfs_error("%s: unexpected argument '%s'", kind, a.paths[0]);
 		free(a.paths);
 		return 2;
 	}
@@ -386,6 +403,17 @@ static const char gc_usage[] =
 	"Delete objects that no file references any more. Objects are kept for a\n"
 	"grace period after their last reference goes (mount option gc_grace);\n"
 	"--force deletes them at once. --dry-run counts what would be deleted.\n";
+
+static const char publish_usage[] =
+	"usage: tierfs publish [--volume DIR]\n"
+	"\n"
+	"Publish a snapshot of the exported part of the volume for cloud mounts now\n"
+	"(the mount publishes changes by itself every few seconds).\n";
+
+int cmd_publish(int argc, char **argv)
+{
+	return do_cmd(argc, argv, "publish", publish_usage);
+}
 
 int cmd_sync(int argc, char **argv)
 {

@@ -134,6 +134,7 @@ static const char mount_usage[] =
 	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
 	"                            unreachable; then EIO (default 30)\n"
 	"     gc_grace=SECONDS       unreferenced objects are kept this long (default 60)\n"
+	"     publish_interval=SECONDS  snapshots for cloud mounts at most this often (5)\n"
 	"  fstab and mount(8) options defaults, rw, auto, noauto, nofail, _netdev,\n"
 	"  user, nouser, exec, suid, dev, x-* and comment=* are accepted and ignored.\n";
 
@@ -194,6 +195,10 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		}
 		if (!strcmp(o, "recall_timeout") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 3600) {
 			ma->fs.recall_timeout_s = (int)n;
+			continue;
+		}
+		if (!strcmp(o, "publish_interval") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 86400) {
+			ma->fs.publish_interval_s = (int)n;
 			continue;
 		}
 		if (!strcmp(o, "gc_grace") && v) {

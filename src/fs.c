@@ -1878,6 +1878,7 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		so.interval_s = o->sync_interval_s;
 		so.recall_timeout_s = o->recall_timeout_s;
 		so.gc_grace_s = o->gc_grace_s;
+		so.publish_interval_s = o->publish_interval_s;
 		rc = sync_open(vol, &h, &so, &fs->sync, serr, sizeof(serr));
 		if (rc) {
 			snprintf(err, errlen, "%s", serr);

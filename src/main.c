@@ -27,6 +27,7 @@ static const struct cmd_struct commands[] = {
 	{ "hydrate", cmd_hydrate, "recall evicted data of files" },
 	{ "evict", cmd_evict, "drop local copies of tiered files that are in the store" },
 	{ "gc", cmd_gc, "delete objects nothing references any more" },
+	{ "publish", cmd_publish, "publish a snapshot of the exported namespace now" },
 	{ "store", cmd_store, "object store tools: store check URL" },
 	{ "key", cmd_key, "volume key: key export, key import, key show" },
 };

@@ -66,7 +66,8 @@ static const char schema_sql[] =
 	" rdev INTEGER NOT NULL DEFAULT 0, atime INTEGER NOT NULL, mtime INTEGER NOT NULL,"
 	" ctime INTEGER NOT NULL, target BLOB,"
 	" placement INTEGER NOT NULL DEFAULT 0, rule TEXT, pin INTEGER NOT NULL DEFAULT 0,"
-	" sync_state INTEGER NOT NULL DEFAULT 0, next_eval INTEGER);"
+	" sync_state INTEGER NOT NULL DEFAULT 0, next_eval INTEGER,"
+	" pub_size INTEGER, pub_mtime INTEGER);"
 	"CREATE INDEX inode_next_eval ON inode(next_eval) WHERE next_eval IS NOT NULL;"
 	"CREATE INDEX inode_placement ON inode(placement, sync_state);"
 	"CREATE TABLE dentry("
@@ -77,6 +78,10 @@ static const char schema_sql[] =
 	"CREATE INDEX dentry_ino ON dentry(ino);"
 	"CREATE TABLE rule(name TEXT PRIMARY KEY, pos INTEGER NOT NULL, args TEXT NOT NULL,"
 	" created INTEGER NOT NULL);"
+	"";
+
+/* The sync engine's and the publisher's tables (sync.c, publish.c). */
+static const char schema_sync_sql[] =
 	"CREATE TABLE chunk(ino INTEGER NOT NULL, idx INTEGER NOT NULL, obj TEXT NOT NULL,"
 	" len INTEGER NOT NULL, local INTEGER NOT NULL DEFAULT 1, PRIMARY KEY(ino, idx)) WITHOUT ROWID;"
 	"CREATE TABLE object(name TEXT PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL,"
@@ -92,7 +97,41 @@ static const char schema_sql[] =
 	" UPDATE object SET refs=refs-1, since=unixepoch() WHERE name=old.obj;"
 	" UPDATE object SET refs=refs+1 WHERE name=new.obj; END;"
 	"CREATE TRIGGER inode_del AFTER DELETE ON inode BEGIN"
-	" DELETE FROM chunk WHERE ino=old.ino; DELETE FROM upload WHERE ino=old.ino; END;"
+	" DELETE FROM chunk WHERE ino=old.ino; DELETE FROM upload WHERE ino=old.ino;"
+	" DELETE FROM pubdirman WHERE dir=old.ino;"
+	" UPDATE pubobj SET users=users-1 WHERE key=(SELECT 'dirs/'||substr(obj,1,2)||'/'||obj"
+	"  FROM pubdir WHERE ino=old.ino);"
+	" DELETE FROM pubdir WHERE ino=old.ino; END;"
+	"";
+
+static const char schema_pub_sql[] =
+	/* Publishing (publish.c): which directories changed since the last
+	 * snapshot, what each published, and which snapshots use an object. */
+	"CREATE TABLE pubdirty(ino INTEGER PRIMARY KEY);"
+	"CREATE TABLE pubdir(ino INTEGER PRIMARY KEY, obj TEXT);"
+	"CREATE TABLE pubdirman(dir INTEGER NOT NULL, manifest TEXT NOT NULL, PRIMARY KEY(dir, manifest)) WITHOUT ROWID;"
+	"CREATE TABLE pubobj(key TEXT PRIMARY KEY, users INTEGER NOT NULL DEFAULT 0,"
+	" first_seq INTEGER NOT NULL, last_seq INTEGER, stored INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"CREATE TABLE manchunk(manifest TEXT NOT NULL, obj TEXT NOT NULL, PRIMARY KEY(manifest, obj)) WITHOUT ROWID;"
+	"CREATE TABLE snapshot(seq INTEGER PRIMARY KEY, created INTEGER NOT NULL, root TEXT NOT NULL);"
+	"CREATE TRIGGER pub_dentry_ins AFTER INSERT ON dentry BEGIN"
+	" INSERT OR IGNORE INTO pubdirty VALUES(new.parent); END;"
+	"CREATE TRIGGER pub_dentry_del AFTER DELETE ON dentry BEGIN"
+	" INSERT OR IGNORE INTO pubdirty VALUES(old.parent); END;"
+	"CREATE TRIGGER pub_dentry_upd AFTER UPDATE ON dentry BEGIN"
+	" INSERT OR IGNORE INTO pubdirty VALUES(old.parent);"
+	" INSERT OR IGNORE INTO pubdirty VALUES(new.parent); END;"
+	"CREATE TRIGGER pub_inode_upd AFTER UPDATE OF placement, rule, mode, uid, gid, pub_size, pub_mtime,"
+	" sync_state ON inode BEGIN"
+	" INSERT OR IGNORE INTO pubdirty SELECT parent FROM dentry WHERE ino=new.ino; END;"
+	"CREATE TRIGGER pubdirman_ins AFTER INSERT ON pubdirman BEGIN"
+	" UPDATE pubobj SET users=users+1, last_seq=NULL WHERE key='files/'||substr(new.manifest,1,2)||'/'||new.manifest; END;"
+	"CREATE TRIGGER pubdirman_del AFTER DELETE ON pubdirman BEGIN"
+	" UPDATE pubobj SET users=users-1 WHERE key='files/'||substr(old.manifest,1,2)||'/'||old.manifest; END;"
+	"CREATE TRIGGER manchunk_ins AFTER INSERT ON manchunk BEGIN"
+	" UPDATE object SET refs=refs+1 WHERE name=new.obj; END;"
+	"CREATE TRIGGER manchunk_del AFTER DELETE ON manchunk BEGIN"
+	" UPDATE object SET refs=refs-1, since=unixepoch() WHERE name=old.obj; END;"
 	"CREATE TABLE upload(ino INTEGER PRIMARY KEY, changed INTEGER NOT NULL,"
 	" next_try INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
 	"CREATE TABLE job(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, arg TEXT,"
@@ -202,6 +241,8 @@ int meta_open(const char *path, int flags, struct meta **out, char *err, size_t 
 		if (sqlite3_exec(m->db, pragmas, NULL, NULL, &emsg) != SQLITE_OK ||
 		    sqlite3_exec(m->db, "BEGIN", NULL, NULL, &emsg) != SQLITE_OK ||
 		    sqlite3_exec(m->db, schema_sql, NULL, NULL, &emsg) != SQLITE_OK ||
+		    sqlite3_exec(m->db, schema_sync_sql, NULL, NULL, &emsg) != SQLITE_OK ||
+		    sqlite3_exec(m->db, schema_pub_sql, NULL, NULL, &emsg) != SQLITE_OK ||
 		    sqlite3_exec(m->db, "COMMIT", NULL, NULL, &emsg) != SQLITE_OK) {
 			snprintf(err, errlen, "cannot create metadata store '%s': %s", path,
 				 emsg ? emsg : "unknown error");

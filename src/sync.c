@@ -45,6 +45,8 @@
 #include "keys.h"
 #include "log.h"
 #include "placement.h"
+#include "publish.h"
+#include "snapshot.h"
 #include "store.h"
 
 #define NS 1000000000ll
@@ -97,6 +99,9 @@ struct sync {
 	int status_dirty;
 	int gc_running;
 	int64_t last_gc;
+
+	struct publish_ctx pub;
+	int64_t last_publish, last_retire;
 };
 
 static int64_t now_ns(void)
@@ -614,6 +619,17 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 		if (st) {
 			sqlite3_bind_int64(st, 1, (int64_t)ino);
 			sqlite3_bind_int64(st, 2, (int64_t)n);
+			rc = step_done(s, st);
+		}
+	}
+	if (!rc) {
+		/* the version the store now serves (published for cloud mounts) */
+		sqlite3_stmt *st = meta_stmt(s->meta, "UPDATE inode SET pub_size=?2, pub_mtime=?3 WHERE ino=?1");
+
+		if (st) {
+			sqlite3_bind_int64(st, 1, (int64_t)ino);
+			sqlite3_bind_int64(st, 2, (int64_t)f.size);
+			sqlite3_bind_int64(st, 3, f.mtime);
 			rc = step_done(s, st);
 		}
 	}
@@ -1265,6 +1281,16 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 	char err[256] = "";
 	int rc;
 
+	if (!strcmp(kind, "publish")) {
+		struct publish_stats st;
+
+		job_update(s, id, "running", 0, 0, NULL);
+		rc = sync_publish(s, 1, &st);
+		if (rc)
+			snprintf(err, sizeof(err), "publish: %s", store_errmsg()[0] ? store_errmsg() : strerror(-rc));
+		job_update(s, id, rc ? "failed" : "done", st.seq, st.objects, rc ? err : NULL);
+		return rc;
+	}
 	if (!strcmp(kind, "gc")) {
 		uint64_t objs, bytes;
 
@@ -1368,6 +1394,115 @@ static void run_jobs(struct sync *s)
 	}
 }
 
+/* ---- publishing and requests from cloud mounts ---- */
+
+struct req_list {
+	char **keys;
+	size_t n, cap;
+};
+
+static int collect_key(void *arg, const char *key, uint64_t size)
+{
+	struct req_list *l = arg;
+
+	(void)size;
+	if (l->n == l->cap) {
+		size_t n = l->cap ? l->cap * 2 : 16;
+		char **x = realloc(l->keys, n * sizeof(*x));
+
+		if (!x)
+			return 1;
+		l->keys = x;
+		l->cap = n;
+	}
+	l->keys[l->n] = strdup(key);
+	if (l->keys[l->n])
+		l->n++;
+	return l->n >= 1000; /* enough for one tick */
+}
+
+/* Cloud mounts ask for on-demand files: queue them, due now. */
+static void serve_requests(struct sync *s)
+{
+	struct req_list l = { NULL, 0, 0 };
+	int rc = store_list(s->store, "requests/", collect_key, &l);
+
+	if (rc < 0) {
+		note_store(s, rc, "list requests");
+		goto out;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct tbuf b = TBUF_INIT;
+		struct snap_request rq;
+		struct file_facts f;
+
+		if (store_get(s->store, l.keys[i], 0, STORE_WHOLE, &b) == 0 &&
+		    snap_request_decode(&s->key, l.keys[i], b.data, b.len, &rq) == 0) {
+			hlock(s);
+			if (!file_facts(s, rq.fid, &f) && S_ISREG(f.mode) && f.nlink &&
+			    f.placement != PLACEMENT_PRIVATE && !meta_begin(s->meta)) {
+				if (f.sync_state == SYNC_LOCAL || f.sync_state == SYNC_QUEUED)
+					placement_queue_upload(s->meta, rq.fid, 0);
+				if (meta_commit(s->meta, 0))
+					meta_rollback(s->meta);
+				log_info("a cloud mount asked for inode %llu", (unsigned long long)rq.fid);
+			}
+			hunlock(s);
+		} else {
+			log_warn("ignoring unreadable request object '%s'", l.keys[i]);
+		}
+		tbuf_release(&b);
+		store_del(s->store, l.keys[i]);
+	}
+out:
+	for (size_t i = 0; i < l.n; i++)
+		free(l.keys[i]);
+	free(l.keys);
+}
+
+static void noop_lock(void *arg)
+{
+	(void)arg;
+}
+
+int sync_publish(struct sync *s, int force, struct publish_stats *st)
+{
+	int rc;
+
+	hlock(s);
+	reload_rules(s);
+	hunlock(s);
+	s->pub.ps = &s->ps;
+	rc = publish_once(&s->pub, force, st);
+	note_store(s, rc, "publish");
+	if (rc)
+		log_error("publish failed: %s", store_errmsg()[0] ? store_errmsg() : strerror(-rc));
+	return rc;
+}
+
+static void publish_tick(struct sync *s)
+{
+	struct publish_stats st;
+	int64_t now = now_ns();
+	int interval = s->o.publish_interval_s > 0 ? s->o.publish_interval_s : 5;
+
+	serve_requests(s);
+	if (now - s->last_publish < (int64_t)interval * NS)
+		return;
+	s->last_publish = now;
+	if (sync_publish(s, 0, &st) == 0 && st.seq)
+		log_info("published snapshot %llu (%llu directories rebuilt, %llu objects)",
+			 (unsigned long long)st.seq, (unsigned long long)st.dirs,
+			 (unsigned long long)st.objects);
+	if (now - s->last_retire > 60 * NS) {
+		uint64_t n;
+
+		s->last_retire = now;
+		if (publish_retire(&s->pub, s->o.retain > 0 ? s->o.retain : 10, &n) == 0 && n)
+			log_info("retired %llu objects of old snapshots", (unsigned long long)n);
+	}
+}
+
 /* ---- threads ---- */
 
 static void *worker_main(void *arg)
@@ -1440,6 +1575,8 @@ static void *sched_main(void *arg)
 		hunlock(s);
 		for (size_t k = 0; k < n; k++)
 			sync_evict_file(s, ev[k]);
+
+		publish_tick(s);
 
 		if (now_ns() - s->last_gc > 60 * NS) {
 			uint64_t o, b;
@@ -1518,6 +1655,19 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	if (rc)
 		goto fail;
 	free(url);
+	url = NULL;
+	s->pub.meta = s->meta;
+	s->pub.store = s->store;
+	s->pub.key = &s->key;
+	s->pub.ps = &s->ps;
+	s->pub.chunk_size = (uint32_t)s->cs;
+	s->pub.lock = s->h.lock ? s->h.lock : noop_lock;
+	s->pub.unlock = s->h.unlock ? s->h.unlock : noop_lock;
+	s->pub.arg = s->h.arg;
+	hlock(s);
+	if (meta_config_get(s->meta, "volume_id", &url) == 0)
+		snprintf(s->pub.volume_id, sizeof(s->pub.volume_id), "%s", url);
+	hunlock(s);
 	*out = s;
 	return 0;
 fail:

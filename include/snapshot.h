@@ -1,0 +1,134 @@
+/*
+ * snapshot.h - the published namespace: object formats shared by the home
+ * mount (publisher, publish.c) and the cloud mount (cloud.c).
+ *
+ * What a cloud node sees of a volume is a chain of immutable snapshots of
+ * its exported part, stored as sealed objects (codec_seal/codec_open with
+ * the volume key's metadata key; the associated data is the object's key,
+ * so an object moved to another key fails to open):
+ *
+ *   head                      the newest snapshot's sequence number (the
+ *                             only object ever overwritten; written last)
+ *   snaps/SEQ                 a snapshot: its sequence, time, the volume id
+ *                             and the name of the root directory object;
+ *                             SEQ is 16 hex digits
+ *   dirs/XX/NAME              a directory listing (exported entries only,
+ *                             sorted by name); NAME = HMAC(naming key,
+ *                             plaintext): unchanged directories are shared
+ *                             between snapshots, so a publish costs what
+ *                             changed
+ *   files/XX/NAME             a file manifest: its chunks (object names and
+ *                             lengths); NAME = manifest_name(fid, mtime,
+ *                             size), so a cloud node can find it for a file
+ *                             version without listing
+ *   requests/RANDOM           a cloud node asking home to upload one file
+ *                             version (on-demand placement)
+ *   chunks/XX/NAME            file data (codec.c chunk objects)
+ *
+ * All integers are little endian. Names inside objects are raw bytes.
+ */
+#ifndef TIERFS_SNAPSHOT_H
+#define TIERFS_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "keys.h"
+#include "util.h"
+
+enum snap_type { SNAP_FILE = 1, SNAP_DIR = 2, SNAP_SYMLINK = 3 };
+
+/* One entry of a directory object. */
+struct snap_entry {
+	uint8_t type;      /* enum snap_type */
+	uint8_t has_data;  /* files: the manifest exists (else ask home) */
+	uint64_t fid;      /* the home inode number: stable across snapshots */
+	uint32_t mode;     /* permission bits and type, as st_mode */
+	uint32_t uid, gid;
+	uint64_t size;     /* files: bytes; symlinks: target length */
+	int64_t mtime;     /* ns since the epoch */
+	int64_t ctime;
+	char *name;        /* NUL terminated (names never contain NUL) */
+	char *ref;         /* dir: its object name (64 hex); symlink: target; file: "" */
+};
+
+struct snap_dir {
+	struct snap_entry *e; /* sorted by name (strcmp) */
+	size_t n;
+};
+
+struct snap_chunk {
+	char name[CODEC_NAME_SIZE];
+	uint32_t len;
+};
+
+struct snap_manifest {
+	uint64_t fid, size;
+	int64_t mtime;
+	uint32_t chunk_size;
+	struct snap_chunk *c;
+	size_t n;
+};
+
+struct snap_root {
+	uint64_t seq;
+	int64_t created;      /* ns */
+	char volume_id[33];
+	char root[CODEC_NAME_SIZE]; /* root directory object name */
+	uint32_t root_mode, root_uid, root_gid;
+	int64_t root_mtime;
+};
+
+struct snap_request {
+	uint64_t fid, size;
+	int64_t mtime;
+};
+
+/* Object keys. out must hold SNAP_KEY_MAX bytes. */
+#define SNAP_KEY_MAX 96
+void snap_key_head(char *out);
+void snap_key_snapshot(uint64_t seq, char *out);
+void snap_key_dir(const char *name, char *out);
+void snap_key_manifest(const char *name, char *out);
+void snap_key_chunk(const char *name, char *out);
+
+/* Name of the manifest of one file version (hex, CODEC_NAME_SIZE). */
+int snap_manifest_name(const struct volkey *k, uint64_t fid, int64_t mtime, uint64_t size,
+		       char out[CODEC_NAME_SIZE]);
+
+/*
+ * Encoding: the plaintext of each object kind, then seal it for its key.
+ * snap_dir_encode also names the directory (HMAC of the plaintext).
+ * The decoders verify and parse; -EBADMSG for damage, tampering or a wrong
+ * key (with a message from codec_errmsg() or a parse error), -ENOMEM.
+ * Decoded structures own their strings: release with the _release calls.
+ */
+int snap_dir_encode(const struct volkey *k, const struct snap_dir *d, char name_out[CODEC_NAME_SIZE],
+		    struct tbuf *sealed_out);
+int snap_dir_decode(const struct volkey *k, const char *name, const void *obj, size_t len,
+		    struct snap_dir *out);
+void snap_dir_release(struct snap_dir *d);
+/* Binary search by name; NULL if absent. */
+const struct snap_entry *snap_dir_find(const struct snap_dir *d, const char *name);
+/* Sort entries by name (the encoder requires sorted input). */
+void snap_dir_sort(struct snap_dir *d);
+
+int snap_manifest_encode(const struct volkey *k, const struct snap_manifest *m, struct tbuf *sealed_out);
+int snap_manifest_decode(const struct volkey *k, const char *name, const void *obj, size_t len,
+			 struct snap_manifest *out);
+void snap_manifest_release(struct snap_manifest *m);
+
+int snap_root_encode(const struct volkey *k, const struct snap_root *r, struct tbuf *sealed_out);
+int snap_root_decode(const struct volkey *k, uint64_t seq, const void *obj, size_t len,
+		     struct snap_root *out);
+
+int snap_head_encode(const struct volkey *k, uint64_t seq, struct tbuf *sealed_out);
+int snap_head_decode(const struct volkey *k, const void *obj, size_t len, uint64_t *seq_out);
+
+int snap_request_encode(const struct volkey *k, const char *key, const struct snap_request *r,
+			struct tbuf *sealed_out);
+int snap_request_decode(const struct volkey *k, const char *key, const void *obj, size_t len,
+			struct snap_request *out);
+
+#endif
