@@ -439,6 +439,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Locks: the kernel's own flock and POSIX locks are exact for a single
 	 * host, which the home mount is. */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/* The kernel clears setuid/setgid bits on write, truncate and chown
+	 * (sending us the mode change); libfuse 3.14 would not tell us when. */
+	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 }
