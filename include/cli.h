@@ -28,6 +28,9 @@ int cmd_gc(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 /* mount(8) helper: mount.fuse.tierfs SOURCE DIR [-o OPTS] */
 int mount_helper_main(int argc, char **argv);
+/* Cloud mount (cmd_cloud.c): "tierfs mount --cloud ..."; status of a cloud mount, -1 if not one. */
+int cloud_mount_main(int argc, char **argv);
+int cloud_status_main(const char *mountpoint, int json);
 
 /* Shared option helpers. */
 /* True when arg is "-h" or "--help". */

@@ -56,26 +56,32 @@ static int mount_of(const char *abs, char *mnt, size_t mlen, char *vol, size_t v
 	return best > 0;
 }
 
-/* realpath() of a path that may not exist yet: resolve its directory. */
+/*
+ * realpath() of the directory part of path, plus its last component: the
+ * path may not exist yet, and a final symlink is the link itself (status,
+ * pin and explain are about the name the user gave).
+ */
 static int resolve_loose(const char *path, char *out)
 {
-	char tmp[PATH_MAX], *slash;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
 
-	if (realpath(path, out))
-		return 0;
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	slash = strrchr(tmp, '/');
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		return realpath(path, out) ? 0 : -1;
 	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (!realpath(dir, out))
 		return -1;
-	if (slash == tmp)
-		return realpath("/", out) ? 0 : -1;
-	*slash = '\0';
-	if (!realpath(tmp, out))
+	if (strlen(out) + strlen(base) + 2 > PATH_MAX)
 		return -1;
-	if (strlen(out) + strlen(slash + 1) + 2 > PATH_MAX)
-		return -1;
-	strcat(out, "/");
-	strcat(out, slash + 1);
+	if (strcmp(out, "/"))
+		strcat(out, "/");
+	strcat(out, base);
 	return 0;
 }
 
@@ -168,16 +174,40 @@ static int64_t now_ns(void)
 
 /* ---- JSON ---- */
 
+/* Length of the valid UTF-8 sequence at p, or 0. */
+static int utf8_len(const unsigned char *p)
+{
+	int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+
+	if (n == 2 && *p < 0xc2)
+		return 0; /* overlong */
+	for (int i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/*
+ * A JSON string. File names are bytes: a byte that is not part of valid
+ * UTF-8 is written as \u00XX (its Latin-1 reading), so the output is always
+ * valid JSON; such names are the only ones where the escape is ambiguous.
+ */
 void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)s; p && *p;) {
+		int n = utf8_len(p);
+
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
+		else if (*p < 0x20 || n == 0)
 			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
+		else {
+			fwrite(p, 1, (size_t)n, f);
+			p += n;
+			continue;
+		}
+		p++;
 	}
 	fputc('"', f);
 }
@@ -733,6 +763,18 @@ int cmd_policy(int argc, char **argv)
 			fputs(policy_usage, stdout);
 			return 0;
 		}
+	/* "--volume DIR" may come before the subcommand too */
+	while (argc > 2 && (!strcmp(argv[1], "--volume") || !strncmp(argv[1], "--volume=", 9))) {
+		int take = argv[1][8] == '=' ? 1 : 2;
+
+		c.volume = take == 1 ? argv[1] + 9 : argv[2];
+		argc -= take;
+		argv += take;
+	}
+	if (argc < 2) {
+		fputs(policy_usage, stderr);
+		return 2;
+	}
 	sub = argv[1];
 	argc--;
 	argv++;
@@ -993,6 +1035,9 @@ int cmd_status(int argc, char **argv)
 			tfs_error("status: unknown option '%s'; see 'tierfs status --help'", argv[k]);
 			return 2;
 		}
+	if (argc > 1 && (ret = cloud_status_main(argv[1], c.json)) >= 0)
+		return ret;
+	ret = 0;
 	if (target_open(&t, c.volume, argc > 1 ? argv[1] : NULL, 1))
 		return 1;
 	if (argc == 1) {

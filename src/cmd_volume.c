@@ -360,6 +360,9 @@ int cmd_mount(int argc, char **argv)
 	struct mount_args ma;
 	int c;
 
+	for (int k = 1; k < argc; k++)
+		if (!strcmp(argv[k], "--cloud"))
+			return cloud_mount_main(argc, argv);
 	memset(&ma, 0, sizeof(ma));
 	fs_opts_default(&ma.fs);
 	opterr = 0;

@@ -909,9 +909,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		i->a.mtime = i->a.ctime = now;
 		mark_dirty(fs, i);
 	}
-	/* relatime: atime moves when it is older than mtime or a day old */
+	/* relatime: atime moves when it is not later than the last change (the
+	 * kernel stamps mtime with a coarser clock than ours, hence the second
+	 * of slack) or is a day old */
 	if ((fi->flags & O_ACCMODE) != O_WRONLY &&
-	    (i->a.atime <= i->a.mtime || now - i->a.atime > 86400ll * 1000000000)) {
+	    (i->a.atime <= i->a.mtime + 1000000000ll || now - i->a.atime > 86400ll * 1000000000)) {
 		i->a.atime = now;
 		mark_dirty(fs, i);
 	}
@@ -1197,6 +1199,9 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int d
 	if (rc)
 		goto out;
 	rc = remove_entry(fs, p, name, v, now);
+	/* A file with other names is as private as those names make it. */
+	if (!rc && v->a.nlink && !S_ISDIR(v->a.mode))
+		rc = place(fs, v->ino);
 	if (!rc)
 		rc = meta_commit(fs->meta, 0);
 	else
@@ -1320,8 +1325,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		if (!rc)
 			rc = iwrite(fs, dst);
 	} else {
-		if (dst)
+		if (dst) {
 			rc = remove_entry(fs, np, newname, dst, now);
+			if (!rc && dst->a.nlink && !S_ISDIR(dst->a.mode))
+				rc = place(fs, dst->ino);
+		}
 		if (!rc)
 			rc = meta_dentry_delete(fs->meta, parent, name, strlen(name));
 		if (!rc)

@@ -44,6 +44,8 @@ static const char SQL_BATCH[] =
 	"SELECT ino FROM inode WHERE ino>?1 AND (mode & 61440) IN (32768, 40960) ORDER BY ino LIMIT ?2";
 static const char SQL_DUE[] = "SELECT ino FROM inode WHERE next_eval <= ?1 LIMIT ?2";
 static const char SQL_PIN[] = "UPDATE inode SET pin=?2 WHERE ino=?1";
+static const char SQL_UNPUBLISH[] = "DELETE FROM chunk WHERE ino=?1";
+static const char SQL_UNQUEUE[] = "DELETE FROM upload WHERE ino=?1";
 static const char SQL_QUEUE[] =
 	"INSERT INTO upload(ino, changed) VALUES(?1, ?2) ON CONFLICT(ino) DO UPDATE"
 	" SET changed=CASE WHEN excluded.changed = 0 THEN 0 ELSE max(changed, excluded.changed) END,"
@@ -482,11 +484,30 @@ int placement_apply(struct meta *m, const struct policy_set *ps, uint64_t ino, i
 		return rc;
 	neu = old;
 	result_to_info(&r, &neu);
-	/* A file that turns private leaves the upload queue at once; what is
-	 * already in the store is the sync engine's to delete. */
+	/* A file that turns private leaves the upload queue and the store's
+	 * books at once (gc deletes its objects); only an evicted one must
+	 * first be recalled, which the sync engine does. */
 	if (neu.placement == PLACEMENT_PRIVATE &&
-	    (old.sync_state == SYNC_QUEUED || old.sync_state == SYNC_UPLOADING))
+	    (old.sync_state == SYNC_QUEUED || old.sync_state == SYNC_UPLOADING ||
+	     old.sync_state == SYNC_SYNCED)) {
+		s = meta_stmt(m, SQL_UNPUBLISH);
+		if (!s)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return sqlerr(m);
+		s = meta_stmt(m, SQL_UNQUEUE);
+		if (!s)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return sqlerr(m);
 		neu.sync_state = SYNC_LOCAL;
+	}
 	if (neu.placement == old.placement && !strcmp(neu.rule, old.rule) &&
 	    neu.next_eval == old.next_eval && neu.sync_state == old.sync_state)
 		return 0;

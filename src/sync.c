@@ -556,6 +556,18 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 		struct file_facts now_f;
 
 		rc = file_facts(s, ino, &now_f);
+		if (!rc && !want_upload(&now_f)) {
+			/* turned private (or was deleted) meanwhile: record nothing */
+			if (!meta_begin(s->meta)) {
+				exec1(s, SQL_UPL_DEL, ino);
+				settle_state(s, ino);
+				if (meta_commit(s->meta, 0))
+					meta_rollback(s->meta);
+			}
+			hunlock(s);
+			rc = 0;
+			goto out;
+		}
 		if (rc || data_gen(s, ino) != gen0 || now_f.size != f.size || now_f.mtime != f.mtime) {
 			if (!meta_begin(s->meta)) {
 				sqlite3_stmt *st = meta_stmt(s->meta, SQL_UPL_AGAIN);

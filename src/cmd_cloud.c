@@ -1,0 +1,486 @@
+/*
+ * cmd_cloud.c - the cloud mount's commands: "tierfs mount --cloud" (parse
+ * options, daemonise like the home mount: the daemon reports "ready" or
+ * its one-line error through a pipe, so the command itself prints every
+ * error a user can cause and exits non-zero) and the cloud part of
+ * "tierfs status MOUNTPOINT", which asks the live mount for its status
+ * through the root's CLOUD_STATUS_XATTR (so no registry of mounts is
+ * needed: /proc/self/mounts says which mounts are cloud mounts, by type
+ * fuse.tierfs and a URL as the source).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <mntent.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cloud.h"
+#include "log.h"
+#include "util.h"
+
+static const char cloud_usage[] =
+	"usage: tierfs mount --cloud --key-file FILE [--cache DIR] [--cache-size SIZE]\n"
+	"                    [--passphrase-file FILE] [-f] [-d] [-o OPTIONS] URL MOUNTPOINT\n"
+	"\n"
+	"Mount the snapshots a home mount publishes to the object store URL\n"
+	"(file:///DIR, s3://BUCKET[/PREFIX], azure://CONTAINER[/PREFIX]) read-only\n"
+	"at MOUNTPOINT. File contents are fetched on demand and cached locally.\n"
+	"Credentials come from the environment (AWS_*, AZURE_STORAGE_*).\n"
+	"\n"
+	"  --key-file FILE         the volume key ('tierfs key export')\n"
+	"  --passphrase-file FILE  passphrase of a wrapped key (or TIERFS_PASSPHRASE)\n"
+	"  --cache DIR             local cache (default /var/cache/tierfs/HASH-OF-URL)\n"
+	"  --cache-size SIZE       cache limit, e.g. 500M, 10G (default 10G)\n"
+	"  -f                      stay in the foreground (log to stderr)\n"
+	"  -d                      FUSE debug output (implies -f)\n"
+	"  -o OPTIONS              comma-separated:\n"
+	"     poll=SECONDS            how often to look for a new snapshot (default 30)\n"
+	"     request_timeout=SECONDS bound on waiting for the store or for home to\n"
+	"                             upload an on-demand file; then EIO (default 60)\n"
+	"     readahead=N             chunks fetched ahead of sequential reads (default 4, 0: off)\n"
+	"     mem_cache=SIZE          chunks kept in memory (default 64M)\n"
+	"     threads=N               most request threads (default 16)\n"
+	"     log=FILE                daemon log (default CACHE/tierfs.log)\n";
+
+struct cloud_args {
+	struct cloud_opts o;
+	const char *log;
+	char *pass;
+};
+
+static int parse_opts(char *opts, struct cloud_args *a)
+{
+	static const char *const ignored[] = { "defaults", "ro", "auto", "noauto", "nofail", "_netdev",
+					       "user", "users", "nouser", "exec", "noexec", "suid",
+					       "nosuid", "dev", "nodev", "async", "relatime", "noatime",
+					       "atime", "silent", "loud", NULL };
+	char *save = NULL;
+
+	for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(o, '=');
+		const char *v = eq ? eq + 1 : NULL;
+		unsigned long n = 0;
+		uint64_t sz;
+		char *end = NULL;
+		int known = 0;
+
+		for (int k = 0; ignored[k]; k++)
+			if (!strcmp(o, ignored[k]))
+				known = 1;
+		if (known || !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
+			continue;
+		if (eq)
+			*eq = '\0';
+		if (v && *v)
+			n = strtoul(v, &end, 10);
+		if (!strcmp(o, "poll") && end && !*end && n > 0 && n <= 86400) {
+			a->o.poll_s = (int)n;
+			continue;
+		}
+		if (!strcmp(o, "request_timeout") && end && !*end && n > 0 && n <= 86400) {
+			a->o.request_timeout_s = (int)n;
+			continue;
+		}
+		if (!strcmp(o, "readahead") && end && !*end && n <= 64) {
+			a->o.readahead = n ? (int)n : -1;
+			continue;
+		}
+		if (!strcmp(o, "threads") && end && !*end && n > 0 && n <= 256) {
+			a->o.max_threads = (unsigned)n;
+			continue;
+		}
+		if (!strcmp(o, "mem_cache") && v && !parse_size(v, &sz) && sz >= (1u << 20)) {
+			a->o.mem_cache = sz;
+			continue;
+		}
+		if (!strcmp(o, "log") && v && *v) {
+			a->log = v;
+			continue;
+		}
+		if (eq)
+			*eq = '=';
+		tfs_error("mount: unknown or malformed mount option '%s'; see 'tierfs mount --help'", o);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Refuse a mount point that is missing, not a directory, or already mounted. */
+static int check_mountpoint(const char *mp, char *abs)
+{
+	char parent[PATH_MAX + 4];
+	struct stat st, pst;
+
+	if (stat(mp, &st)) {
+		if (errno == ENOTCONN)
+			tfs_error("mount point '%s' is a dead FUSE mount; run 'fusermount3 -u %s'", mp, mp);
+		else
+			tfs_error("cannot mount on '%s': %s", mp, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		tfs_error("cannot mount on '%s': not a directory", mp);
+		return -1;
+	}
+	if (!realpath(mp, abs)) {
+		tfs_error("cannot mount on '%s': %s", mp, strerror(errno));
+		return -1;
+	}
+	snprintf(parent, sizeof(parent), "%s/..", abs);
+	if (strcmp(abs, "/") == 0 || (stat(parent, &pst) == 0 && pst.st_dev != st.st_dev)) {
+		tfs_error("cannot mount on '%s': mount point is busy (already mounted)", mp);
+		return -1;
+	}
+	return 0;
+}
+
+/* An absolute version of path (which need not exist); caller frees. */
+static char *absolute(const char *path)
+{
+	char cwd[PATH_MAX], *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	return asprintf(&out, "%s/%s", cwd, path) < 0 ? NULL : out;
+}
+
+static char *default_cache_dir(const char *url)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1], *out;
+
+	if (!EVP_Digest(url, strlen(url), md, &n, EVP_sha256(), NULL))
+		return NULL;
+	hex_encode(md, 8, hex);
+	return asprintf(&out, "/var/cache/tierfs/%s", hex) < 0 ? NULL : out;
+}
+
+struct daemon_ctx {
+	int pipefd;
+	const char *log;
+};
+
+static void daemon_ready(void *arg)
+{
+	struct daemon_ctx *d = arg;
+
+	if (d->pipefd >= 0) {
+		int fd = open("/dev/null", O_RDWR);
+		int lfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		if (write(d->pipefd, "OK", 2) != 2)
+			log_warn("cannot report mount status to the parent");
+		close(d->pipefd);
+		d->pipefd = -1;
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			close(fd);
+		}
+		if (lfd >= 0) {
+			dup2(lfd, 2);
+			close(lfd);
+		}
+	}
+}
+
+static int serve(struct cloud_args *a, const char *mp, int pipefd)
+{
+	struct daemon_ctx d = { pipefd, a->log };
+	char err[1024];
+	int rc = cloud_run(&a->o, mp, daemon_ready, &d, err, sizeof(err));
+
+	if (rc) {
+		if (d.pipefd >= 0) {
+			if (write(d.pipefd, err, strlen(err)) < 0)
+				rc = -EIO;
+		} else {
+			tfs_error("%s", err);
+		}
+	}
+	if (d.pipefd >= 0)
+		close(d.pipefd);
+	return rc ? 1 : 0;
+}
+
+static int read_line_file(const char *path, char **out)
+{
+	FILE *f = fopen(path, "r");
+	char buf[1024];
+	size_t n;
+
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	*out = strdup(buf);
+	return *out ? 0 : -ENOMEM;
+}
+
+int cloud_mount_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "cloud", no_argument, NULL, 'C' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "cache", required_argument, NULL, 'c' },
+		{ "cache-size", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cloud_args a;
+	char abs[PATH_MAX], msg[1024];
+	char *key = NULL, *cache = NULL, *log = NULL, *logdef = NULL;
+	int c, p[2], status, ret = 1;
+	ssize_t n;
+	pid_t pid;
+
+	memset(&a, 0, sizeof(a));
+	a.o.cache_size = 10ull << 30;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+fdo:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'C':
+			break;
+		case 'k':
+			a.o.key_file = optarg;
+			break;
+		case 'p':
+			free(a.pass);
+			a.pass = NULL;
+			if ((ret = read_line_file(optarg, &a.pass))) {
+				tfs_error("cannot read passphrase file '%s': %s", optarg, strerror(-ret));
+				return 1;
+			}
+			break;
+		case 'c':
+			a.o.cache_dir = optarg;
+			break;
+		case 's':
+			if (parse_size(optarg, &a.o.cache_size) || a.o.cache_size < (1u << 20)) {
+				tfs_error("mount: invalid cache size '%s' (e.g. 500M, 10G; at least 1M)", optarg);
+				return 2;
+			}
+			break;
+		case 'f':
+			a.o.foreground = 1;
+			break;
+		case 'd':
+			a.o.foreground = a.o.debug = 1;
+			break;
+		case 'o':
+			if (parse_opts(optarg, &a))
+				return 2;
+			break;
+		case 'h':
+			fputs(cloud_usage, stdout);
+			return 0;
+		default:
+			tfs_error("mount: unknown option '%s'; see 'tierfs mount --cloud --help'",
+				  cli_bad_option(argv));
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		tfs_error("mount: expected URL and MOUNTPOINT; see 'tierfs mount --cloud --help'");
+		return 2;
+	}
+	a.o.url = argv[optind];
+	if (strncmp(a.o.url, "file://", 7) && strncmp(a.o.url, "s3://", 5) && strncmp(a.o.url, "azure://", 8)) {
+		tfs_error("mount: unsupported store URL '%s' (file://, s3:// or azure://)", a.o.url);
+		return 2;
+	}
+	if (!a.o.key_file) {
+		tfs_error("mount: a cloud mount needs --key-file; see 'tierfs mount --cloud --help'");
+		return 2;
+	}
+	if (!a.pass && getenv("TIERFS_PASSPHRASE"))
+		a.pass = strdup(getenv("TIERFS_PASSPHRASE"));
+	a.o.passphrase = a.pass;
+	ret = 1;
+	key = realpath(a.o.key_file, NULL);
+	if (!key) {
+		tfs_error("cannot load key file '%s': %s", a.o.key_file, strerror(errno));
+		goto out;
+	}
+	a.o.key_file = key;
+	cache = a.o.cache_dir ? absolute(a.o.cache_dir) : default_cache_dir(a.o.url);
+	if (!cache) {
+		tfs_error("out of memory");
+		goto out;
+	}
+	a.o.cache_dir = cache;
+	if (a.log) {
+		log = absolute(a.log);
+		a.log = log;
+	} else if (asprintf(&logdef, "%s/tierfs.log", cache) >= 0) {
+		a.log = logdef;
+	}
+	if (!a.log) {
+		tfs_error("out of memory");
+		goto out;
+	}
+	if (check_mountpoint(argv[optind + 1], abs))
+		goto out;
+	if (a.o.foreground) {
+		ret = serve(&a, abs, -1);
+		goto out;
+	}
+	if (pipe2(p, O_CLOEXEC)) {
+		tfs_error("cannot create pipe: %s", strerror(errno));
+		goto out;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		tfs_error("cannot fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		if (chdir("/"))
+			_exit(1);
+		_exit(serve(&a, abs, p[1]));
+	}
+	close(p[1]);
+	n = read(p[0], msg, sizeof(msg) - 1);
+	close(p[0]);
+	if (n == 2 && !memcmp(msg, "OK", 2)) {
+		ret = 0;
+		goto out;
+	}
+	if (n > 0) {
+		msg[n] = '\0';
+		tfs_error("%s", msg);
+	} else {
+		tfs_error("mount daemon for '%s' exited before the mount was ready", a.o.url);
+	}
+	waitpid(pid, &status, 0);
+out:
+	free(key);
+	free(cache);
+	free(log);
+	free(logdef);
+	free(a.pass);
+	return ret;
+}
+
+/* ---- status ---- */
+
+/* Is abs a cloud mount (fuse.tierfs with a URL as its source)? */
+static int is_cloud_mount(const char *abs)
+{
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	struct mntent *e;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while ((e = getmntent(f)))
+		if (!strcmp(e->mnt_dir, abs) && !strcmp(e->mnt_type, "fuse.tierfs"))
+			found = strstr(e->mnt_fsname, "://") != NULL;
+	endmntent(f);
+	return found;
+}
+
+/* The value of "key": in a flat JSON object, as text (strings unquoted, unescaped enough). */
+static void json_get(const char *js, const char *key, char *out, size_t len)
+{
+	char pat[64];
+	const char *p;
+	size_t n = 0;
+
+	out[0] = '\0';
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(js, pat);
+	if (!p)
+		return;
+	p += strlen(pat);
+	if (*p == '"') {
+		for (p++; *p && *p != '"' && n + 1 < len; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			out[n++] = *p;
+		}
+	} else {
+		while (*p && *p != ',' && *p != '}' && n + 1 < len)
+			out[n++] = *p++;
+	}
+	out[n] = '\0';
+}
+
+static const char *human(uint64_t v, char *buf, size_t len)
+{
+	static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double d = (double)v;
+	int k = 0;
+
+	while (d >= 1024 && k < 4) {
+		d /= 1024;
+		k++;
+	}
+	snprintf(buf, len, k ? "%.1f %s" : "%.0f %s", d, u[k]);
+	return buf;
+}
+
+int cloud_status_main(const char *mountpoint, int json)
+{
+	char abs[PATH_MAX], buf[8192], v[10][512], h1[32], h2[32];
+	static const char *const keys[] = { "url", "seq", "snapshot_age_s", "poll_s", "last_check_age_s",
+					    "cache_bytes", "cache_limit", "hits", "misses",
+					    "requests_pending" };
+	ssize_t n;
+
+	if (!realpath(mountpoint, abs) || !is_cloud_mount(abs))
+		return -1;
+	n = getxattr(abs, CLOUD_STATUS_XATTR, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		tfs_error("cannot read the status of cloud mount '%s': %s", mountpoint, strerror(errno));
+		return 1;
+	}
+	buf[n] = '\0';
+	if (json) {
+		fputs(buf, stdout);
+		return 0;
+	}
+	for (int k = 0; k < 10; k++)
+		json_get(buf, keys[k], v[k], sizeof(v[k]));
+	{
+		uint64_t hits = strtoull(v[7], NULL, 10), misses = strtoull(v[8], NULL, 10);
+		char cdir[1024], err[512], cfiles[32], pre[32];
+
+		json_get(buf, "cache_dir", cdir, sizeof(cdir));
+		json_get(buf, "poll_error", err, sizeof(err));
+		json_get(buf, "cache_files", cfiles, sizeof(cfiles));
+		json_get(buf, "prefetched", pre, sizeof(pre));
+		printf("cloud mount '%s' of '%s'\n", abs, v[0]);
+		printf("  snapshot   %s, published %s s ago\n", v[1], v[2]);
+		printf("  poll       every %s s, last successful check %s s ago\n", v[3], v[4]);
+		printf("  cache      %s of %s in '%s' (%s files)\n",
+		       human(strtoull(v[5], NULL, 10), h1, sizeof(h1)),
+		       human(strtoull(v[6], NULL, 10), h2, sizeof(h2)), cdir, cfiles);
+		printf("  hit rate   %.1f%% (%llu hits, %llu misses since mount; %s chunks read ahead)\n",
+		       hits + misses ? 100.0 * (double)hits / (double)(hits + misses) : 0.0,
+		       (unsigned long long)hits, (unsigned long long)misses, pre);
+		printf("  requests   %s pending\n", v[9]);
+		if (err[0])
+			printf("  store      %s\n", err);
+	}
+	return 0;
+}
