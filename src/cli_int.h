@@ -35,4 +35,21 @@ int vpath_of(const struct target *t, const char *path, int have_volopt, char *ou
 /* A JSON string literal. */
 void json_str(FILE *f, const char *s);
 
+/*
+ * Mount daemons (cmd_volume.c). A mount command checks its mount point,
+ * then runs serve(arg, pipefd) in a forked daemon (or in the foreground
+ * with pipefd -1). The daemon calls cli_daemon_ready() once the mount is
+ * live, or writes its one-line error to the pipe and exits; the command
+ * prints the error and returns the exit status.
+ */
+int cli_check_mountpoint(const char *mp, char *abs_out);
+struct cli_daemon {
+	int pipefd;      /* -1 in the foreground */
+	const char *log; /* where stderr goes once the daemon is ready */
+};
+void cli_daemon_ready(void *arg); /* arg: struct cli_daemon * */
+/* Report err (if rc) to the parent or stderr, close the pipe; exit status. */
+int cli_daemon_done(struct cli_daemon *d, int rc, const char *err);
+int cli_run_daemon(const char *what, int foreground, int (*serve)(void *arg, int pipefd), void *arg);
+
 #endif

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_int.h"
 #include "cloud.h"
 #include "log.h"
 #include "util.h"
@@ -114,35 +115,6 @@ static int parse_opts(char *opts, struct cloud_args *a)
 	return 0;
 }
 
-/* Refuse a mount point that is missing, not a directory, or already mounted. */
-static int check_mountpoint(const char *mp, char *abs)
-{
-	char parent[PATH_MAX + 4];
-	struct stat st, pst;
-
-	if (stat(mp, &st)) {
-		if (errno == ENOTCONN)
-			tfs_error("mount point '%s' is a dead FUSE mount; run 'fusermount3 -u %s'", mp, mp);
-		else
-			tfs_error("cannot mount on '%s': %s", mp, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		tfs_error("cannot mount on '%s': not a directory", mp);
-		return -1;
-	}
-	if (!realpath(mp, abs)) {
-		tfs_error("cannot mount on '%s': %s", mp, strerror(errno));
-		return -1;
-	}
-	snprintf(parent, sizeof(parent), "%s/..", abs);
-	if (strcmp(abs, "/") == 0 || (stat(parent, &pst) == 0 && pst.st_dev != st.st_dev)) {
-		tfs_error("cannot mount on '%s': mount point is busy (already mounted)", mp);
-		return -1;
-	}
-	return 0;
-}
-
 /* An absolute version of path (which need not exist); caller frees. */
 static char *absolute(const char *path)
 {
@@ -167,52 +139,19 @@ static char *default_cache_dir(const char *url)
 	return asprintf(&out, "/var/cache/tierfs/%s", hex) < 0 ? NULL : out;
 }
 
-struct daemon_ctx {
-	int pipefd;
-	const char *log;
+struct cloud_serve {
+	struct cloud_args *a;
+	const char *mp;
 };
 
-static void daemon_ready(void *arg)
+static int serve(void *arg, int pipefd)
 {
-	struct daemon_ctx *d = arg;
-
-	if (d->pipefd >= 0) {
-		int fd = open("/dev/null", O_RDWR);
-		int lfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-		if (write(d->pipefd, "OK", 2) != 2)
-			log_warn("cannot report mount status to the parent");
-		close(d->pipefd);
-		d->pipefd = -1;
-		if (fd >= 0) {
-			dup2(fd, 0);
-			dup2(fd, 1);
-			close(fd);
-		}
-		if (lfd >= 0) {
-			dup2(lfd, 2);
-			close(lfd);
-		}
-	}
-}
-
-static int serve(struct cloud_args *a, const char *mp, int pipefd)
-{
-	struct daemon_ctx d = { pipefd, a->log };
+	struct cloud_serve *cs = arg;
+	struct cli_daemon d = { pipefd, cs->a->log };
 	char err[1024];
-	int rc = cloud_run(&a->o, mp, daemon_ready, &d, err, sizeof(err));
+	int rc = cloud_run(&cs->a->o, cs->mp, cli_daemon_ready, &d, err, sizeof(err));
 
-	if (rc) {
-		if (d.pipefd >= 0) {
-			if (write(d.pipefd, err, strlen(err)) < 0)
-				rc = -EIO;
-		} else {
-			tfs_error("%s", err);
-		}
-	}
-	if (d.pipefd >= 0)
-		close(d.pipefd);
-	return rc ? 1 : 0;
+	return cli_daemon_done(&d, rc, err);
 }
 
 static int read_line_file(const char *path, char **out)
@@ -243,11 +182,9 @@ int cloud_mount_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cloud_args a;
-	char abs[PATH_MAX], msg[1024];
+	char abs[PATH_MAX];
 	char *key = NULL, *cache = NULL, *log = NULL, *logdef = NULL;
-	int c, p[2], status, ret = 1;
-	ssize_t n;
-	pid_t pid;
+	int c, ret = 1;
 
 	memset(&a, 0, sizeof(a));
 	a.o.cache_size = 10ull << 30;
@@ -335,43 +272,13 @@ int cloud_mount_main(int argc, char **argv)
 		tfs_error("out of memory");
 		goto out;
 	}
-	if (check_mountpoint(argv[optind + 1], abs))
+	if (cli_check_mountpoint(argv[optind + 1], abs))
 		goto out;
-	if (a.o.foreground) {
-		ret = serve(&a, abs, -1);
-		goto out;
+	{
+		struct cloud_serve cs = { &a, abs };
+
+		ret = cli_run_daemon(a.o.url, a.o.foreground, serve, &cs);
 	}
-	if (pipe2(p, O_CLOEXEC)) {
-		tfs_error("cannot create pipe: %s", strerror(errno));
-		goto out;
-	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		tfs_error("cannot fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		close(p[0]);
-		setsid();
-		if (chdir("/"))
-			_exit(1);
-		_exit(serve(&a, abs, p[1]));
-	}
-	close(p[1]);
-	n = read(p[0], msg, sizeof(msg) - 1);
-	close(p[0]);
-	if (n == 2 && !memcmp(msg, "OK", 2)) {
-		ret = 0;
-		goto out;
-	}
-	if (n > 0) {
-		msg[n] = '\0';
-		tfs_error("%s", msg);
-	} else {
-		tfs_error("mount daemon for '%s' exited before the mount was ready", a.o.url);
-	}
-	waitpid(pid, &status, 0);
 out:
 	free(key);
 	free(cache);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_int.h"
 #include "fs.h"
 #include "fsck.h"
 #include "log.h"
@@ -218,7 +219,7 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 }
 
 /* Refuse a mount point that is missing, not a directory, or already mounted. */
-static int check_mountpoint(const char *mp, char *abs)
+int cli_check_mountpoint(const char *mp, char *abs)
 {
 	char parent[PATH_MAX + 4];
 	struct stat st, pst;
@@ -246,15 +247,9 @@ static int check_mountpoint(const char *mp, char *abs)
 	return 0;
 }
 
-struct daemon_ctx {
-	int pipefd;
-	const char *log;
-	int foreground;
-};
-
-static void daemon_ready(void *arg)
+void cli_daemon_ready(void *arg)
 {
-	struct daemon_ctx *d = arg;
+	struct cli_daemon *d = arg;
 
 	if (d->pipefd >= 0) {
 		int fd = open("/dev/null", O_RDWR);
@@ -276,52 +271,31 @@ static void daemon_ready(void *arg)
 	}
 }
 
-/* Open the volume and serve it; errors go to the pipe (or stderr). */
-static int serve(const char *voldir, const char *mp, struct mount_args *ma, int pipefd)
+int cli_daemon_done(struct cli_daemon *d, int rc, const char *err)
 {
-	struct daemon_ctx d = { pipefd, ma->log, ma->fs.foreground };
-	struct volume *v = NULL;
-	char err[1024], logpath[PATH_MAX + 16];
-	int rc;
-
-	rc = volume_open(voldir, VOL_LOCK, &v, err, sizeof(err));
-	if (!rc) {
-		if (!d.log) {
-			snprintf(logpath, sizeof(logpath), "%s/tierfs.log", v->dir);
-			d.log = logpath;
-		}
-		rc = fs_run(v, mp, &ma->fs, daemon_ready, &d, err, sizeof(err));
-	}
 	if (rc) {
-		if (d.pipefd >= 0) {
-			if (write(d.pipefd, err, strlen(err)) < 0)
+		if (d->pipefd >= 0) {
+			if (write(d->pipefd, err, strlen(err)) < 0)
 				rc = -EIO;
 		} else {
 			log_error("%s", err);
 		}
 	}
-	if (d.pipefd >= 0)
-		close(d.pipefd);
-	volume_close(v);
+	if (d->pipefd >= 0)
+		close(d->pipefd);
+	d->pipefd = -1;
 	return rc ? 1 : 0;
 }
 
-static int do_mount(const char *voldir, const char *mp, struct mount_args *ma)
+int cli_run_daemon(const char *what, int foreground, int (*serve)(void *arg, int pipefd), void *arg)
 {
-	char abs[PATH_MAX], absvol[PATH_MAX], msg[1024];
+	char msg[1024];
 	int p[2], status;
 	ssize_t n;
 	pid_t pid;
 
-	if (!realpath(voldir, absvol)) {
-		tfs_error("cannot open volume '%s': %s", voldir, strerror(errno));
-		return 1;
-	}
-	voldir = absvol;
-	if (check_mountpoint(mp, abs))
-		return 1;
-	if (ma->fs.foreground)
-		return serve(voldir, abs, ma, -1);
+	if (foreground)
+		return serve(arg, -1);
 	if (pipe2(p, O_CLOEXEC)) {
 		tfs_error("cannot create pipe: %s", strerror(errno));
 		return 1;
@@ -337,8 +311,7 @@ static int do_mount(const char *voldir, const char *mp, struct mount_args *ma)
 		setsid();
 		if (chdir("/"))
 			_exit(1);
-		/* The daemon: a grandchild would not be needed, setsid suffices. */
-		_exit(serve(voldir, abs, ma, p[1]));
+		_exit(serve(arg, p[1]));
 	}
 	close(p[1]);
 	n = read(p[0], msg, sizeof(msg) - 1);
@@ -349,10 +322,51 @@ static int do_mount(const char *voldir, const char *mp, struct mount_args *ma)
 		msg[n] = '\0';
 		tfs_error("%s", msg);
 	} else {
-		tfs_error("mount daemon for '%s' exited before the mount was ready", voldir);
+		tfs_error("mount daemon for '%s' exited before the mount was ready", what);
 	}
 	waitpid(pid, &status, 0);
 	return 1;
+}
+
+/* Open the volume and serve it; errors go to the pipe (or stderr). */
+struct home_serve {
+	const char *voldir, *mp;
+	struct mount_args *ma;
+};
+
+static int serve(void *arg, int pipefd)
+{
+	struct home_serve *h = arg;
+	struct cli_daemon d = { pipefd, h->ma->log };
+	struct volume *v = NULL;
+	char err[1024], logpath[PATH_MAX + 16];
+	int rc;
+
+	rc = volume_open(h->voldir, VOL_LOCK, &v, err, sizeof(err));
+	if (!rc) {
+		if (!d.log) {
+			snprintf(logpath, sizeof(logpath), "%s/tierfs.log", v->dir);
+			d.log = logpath;
+		}
+		rc = fs_run(v, h->mp, &h->ma->fs, cli_daemon_ready, &d, err, sizeof(err));
+	}
+	rc = cli_daemon_done(&d, rc, err);
+	volume_close(v);
+	return rc;
+}
+
+static int do_mount(const char *voldir, const char *mp, struct mount_args *ma)
+{
+	char abs[PATH_MAX], absvol[PATH_MAX];
+	struct home_serve h = { absvol, abs, ma };
+
+	if (!realpath(voldir, absvol)) {
+		tfs_error("cannot open volume '%s': %s", voldir, strerror(errno));
+		return 1;
+	}
+	if (cli_check_mountpoint(mp, abs))
+		return 1;
+	return cli_run_daemon(absvol, ma->fs.foreground, serve, &h);
 }
 
 int cmd_mount(int argc, char **argv)
