@@ -4,7 +4,7 @@
  * Layout (docs/on-disk-format.md):
  *   DIR/meta.db     SQLite metadata store (WAL: meta.db-wal, meta.db-shm)
  *   DIR/data/XX/N   contents of regular file inode N (16 hex digits),
- *                   XX = low byte of N in hex; a plain sparse local file
+ *                   XX = bits 12-19 of N in hex; a plain sparse local file
  *   DIR/volume.key  the volume key (mode 0600)
  *   DIR/lock        flock()ed by the home mount; holds its pid
  *   DIR/tierfs.log  the daemon's log when it runs in the background

@@ -197,7 +197,7 @@ static int scan_stray_data(struct volume *vol, int repair,
 			if (e->d_name[0] == '.')
 				continue;
 			ino = strtoull(e->d_name, &end, 16);
-			if (*end == '\0' && strlen(e->d_name) == 16 && (ino & 0xff) == (unsigned)b) {
+			if (*end == '\0' && strlen(e->d_name) == 16 && ((ino >> 12) & 0xff) == (unsigned)b) {
 				sqlite3_bind_int64(s, 1, (int64_t)ino);
 				if (sqlite3_step(s) == SQLITE_ROW && S_ISREG((mode_t)sqlite3_column_int64(s, 0)))
 					known = 1;

@@ -23,7 +23,7 @@
 
 void volume_data_name(uint64_t ino, char out[VOLUME_DATA_NAME_MAX])
 {
-	snprintf(out, VOLUME_DATA_NAME_MAX, "%02x/%016llx", (unsigned)(ino & 0xff),
+	snprintf(out, VOLUME_DATA_NAME_MAX, "%02x/%016llx", (unsigned)((ino >> 12) & 0xff),
 		 (unsigned long long)ino);
 }
 
