@@ -1855,6 +1855,25 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* Everything that can refuse the mount comes before the volume is
+	 * marked in use: a refused mount leaves it as it was. */
+	{
+		struct sync_host h = { fs, host_lock, host_unlock, host_data_gen, host_busy,
+				       host_set_remote };
+		struct sync_opts so;
+		char serr[1024];
+
+		memset(&so, 0, sizeof(so));
+		so.interval_s = o->sync_interval_s;
+		so.recall_timeout_s = o->recall_timeout_s;
+		so.gc_grace_s = o->gc_grace_s;
+		so.publish_interval_s = o->publish_interval_s;
+		rc = sync_open(vol, &h, &so, &fs->sync, serr, sizeof(serr));
+		if (rc) {
+			snprintf(err, errlen, "%s", serr);
+			goto out;
+		}
+	}
 	if (meta_config_get(fs->meta, "clean", &clean) || strcmp(clean, "1")) {
 		rc = fs_recover(vol);
 		if (rc < 0) {
@@ -1878,23 +1897,6 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		snprintf(err, errlen, "metadata store of '%s' has no root directory", vol->dir);
 		rc = -EUCLEAN;
 		goto out;
-	}
-	{
-		struct sync_host h = { fs, host_lock, host_unlock, host_data_gen, host_busy,
-				       host_set_remote };
-		struct sync_opts so;
-		char serr[1024];
-
-		memset(&so, 0, sizeof(so));
-		so.interval_s = o->sync_interval_s;
-		so.recall_timeout_s = o->recall_timeout_s;
-		so.gc_grace_s = o->gc_grace_s;
-		so.publish_interval_s = o->publish_interval_s;
-		rc = sync_open(vol, &h, &so, &fs->sync, serr, sizeof(serr));
-		if (rc) {
-			snprintf(err, errlen, "%s", serr);
-			goto out;
-		}
 	}
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=tierfs,allow_other,default_permissions",
 		 vol->dir);

@@ -253,7 +253,9 @@ static int setup_handle(struct http_pool *p, CURL *h, struct http_xfer *x,
 	SET(CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
 	SET(CURLOPT_MAXCONNECTS, (long)p->max_conns);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	SET(CURLOPT_BUFFERSIZE, (long)HTTP_IO_BUFFER);
+	/* Tuning only: a libcurl that refuses it (seen after a failed DNS
+	 * lookup on a reused handle) must not turn a request into -EINVAL. */
+	(void)curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)HTTP_IO_BUFFER);
 	SET(CURLOPT_ERRORBUFFER, x->resp->error);
 	SET(CURLOPT_HTTPHEADER, hdrs);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
@@ -264,7 +266,7 @@ static int setup_handle(struct http_pool *p, CURL *h, struct http_xfer *x,
 		SET(CURLOPT_NOBODY, 1L);
 	} else if (!strcmp(req->method, "PUT") || !strcmp(req->method, "POST")) {
 		SET(CURLOPT_UPLOAD, 1L);
-		SET(CURLOPT_UPLOAD_BUFFERSIZE, (long)HTTP_IO_BUFFER);
+		(void)curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, (long)HTTP_IO_BUFFER);
 		SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_len);
 		SET(CURLOPT_READFUNCTION, on_upload);
 		SET(CURLOPT_READDATA, x);
