@@ -79,6 +79,16 @@ enum cache_get_flags {
 int cache_chunk_get(struct cache *c, const char *name, uint32_t len, unsigned flags,
 		    const struct cache_chunk **out);
 void cache_chunk_put(struct cache *c, const struct cache_chunk *ch);
+
+/*
+ * Copy n bytes at off of a chunk straight from memory or from its cache
+ * file, when that file was verified against the chunk's name since the
+ * cache was opened (by cache_chunk_get): small random reads then cost a
+ * pread, not a 4 MiB load and hash. -EAGAIN when the chunk must go
+ * through cache_chunk_get() first. Counts a hit.
+ */
+int cache_chunk_pread(struct cache *c, const char *name, uint32_t len, uint64_t off, void *buf,
+		      size_t n);
 /* Is the chunk in memory, being loaded, or on disk? (no I/O) */
 int cache_chunk_present(struct cache *c, const char *name);
 

@@ -48,6 +48,7 @@ struct dent {
 	char *key;   /* relative path, e.g. "chunks/ab/ab12..." */
 	uint64_t size;
 	int64_t mtime; /* only while rebuilding the index */
+	int verified;  /* chunk content checked against its name since open */
 	struct dent *hnext, *prev, *next;
 };
 
@@ -405,6 +406,12 @@ static int load_chunk_file(struct cache *c, const char *name, uint32_t len, stru
 	}
 	if (!rc && (codec_chunk_name(c->key, out->data, out->len, check) || strcmp(check, name)))
 		rc = -EBADMSG;
+	if (!rc) {
+		pthread_mutex_lock(&c->lock);
+		if ((d = dfind(c, key)))
+			d->verified = 1;
+		pthread_mutex_unlock(&c->lock);
+	}
 	if (rc) {
 		log_warn("cache file '%s/%s' is damaged (%s); fetching the chunk again", c->dir, key,
 			 rc == -EBADMSG ? "content does not match its name" : strerror(-rc));
@@ -473,6 +480,14 @@ int cache_chunk_get(struct cache *c, const char *name, uint32_t len, unsigned fl
 
 			chunk_key(name, key, sizeof(key));
 			store_file(c, key, b.data, b.len);
+			pthread_mutex_lock(&c->lock);
+			{
+				struct dent *d = dfind(c, key);
+
+				if (d)
+					d->verified = 1; /* fetch verified it */
+			}
+			pthread_mutex_unlock(&c->lock);
 		}
 	}
 
@@ -500,6 +515,47 @@ int cache_chunk_get(struct cache *c, const char *name, uint32_t len, unsigned fl
 	pthread_mutex_unlock(&c->lock);
 	tbuf_release(&b);
 	return rc;
+}
+
+int cache_chunk_pread(struct cache *c, const char *name, uint32_t len, uint64_t off, void *buf,
+		      size_t n)
+{
+	char key[SNAP_KEY_MAX];
+	struct mchunk *m;
+	struct dent *d;
+	ssize_t got;
+	int fd;
+
+	if (off > len || n > len - off)
+		return -EINVAL;
+	chunk_key(name, key, sizeof(key));
+	pthread_mutex_lock(&c->lock);
+	m = mfind(c, name);
+	if (m && m->state == CH_READY) {
+		memcpy(buf, m->data + off, n);
+		c->hits++;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	d = dfind(c, key);
+	if (!d || !d->verified || d->size != len) {
+		pthread_mutex_unlock(&c->lock);
+		return -EAGAIN;
+	}
+	lru_unlink(c, d);
+	lru_push(c, d);
+	pthread_mutex_unlock(&c->lock);
+	fd = openat(c->dirfd, key, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -EAGAIN; /* evicted meanwhile */
+	got = pread(fd, buf, n, (off_t)off);
+	close(fd);
+	if (got != (ssize_t)n)
+		return -EAGAIN;
+	pthread_mutex_lock(&c->lock);
+	c->hits++;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }
 
 void cache_chunk_put(struct cache *c, const struct cache_chunk *ch)

@@ -1105,10 +1105,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 {
 	struct cloud *cl = req_cl(req);
 	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
-	const struct cache_chunk **refs = NULL;
-	struct iovec *iov = NULL;
+	uint8_t *buf = NULL;
 	uint64_t start = (uint64_t)off, end;
-	size_t first, last, cnt = 0, ra_from = 0, ra_to = 0;
+	size_t first, last, ra_from = 0, ra_to = 0;
 	int rc = 0;
 
 	if (start >= h->size || !size) {
@@ -1133,17 +1132,26 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		for (size_t k = ra_from; k < ra_to; k++)
 			ra_schedule(cl, h->m.c[k].name, h->m.c[k].len);
 	}
-	refs = calloc(last - first + 1, sizeof(*refs));
-	iov = calloc(last - first + 1, sizeof(*iov));
-	if (!refs || !iov) {
+	buf = malloc(end - start);
+	if (!buf) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (size_t k = first; k <= last; k++) {
 		uint64_t cs = h->offs[k], ce = cs + h->m.c[k].len;
 		uint64_t s = start > cs ? start : cs, e = end < ce ? end : ce;
+		const struct cache_chunk *ref;
 
-		rc = cache_chunk_get(cl->cache, h->m.c[k].name, h->m.c[k].len, 0, &refs[cnt]);
+		/* a verified cache file serves small reads with one pread */
+		rc = cache_chunk_pread(cl->cache, h->m.c[k].name, h->m.c[k].len, s - cs,
+				       buf + (s - start), (size_t)(e - s));
+		if (rc == -EAGAIN) {
+			rc = cache_chunk_get(cl->cache, h->m.c[k].name, h->m.c[k].len, 0, &ref);
+			if (!rc) {
+				memcpy(buf + (s - start), ref->data + (s - cs), (size_t)(e - s));
+				cache_chunk_put(cl->cache, ref);
+			}
+		}
 		if (rc) {
 			atomic_fetch_add(&cl->read_errors, 1);
 			log_error("read of '%s' at %llu failed: chunk %zu of %zu: %s", h->path,
@@ -1151,16 +1159,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 			rc = -EIO;
 			goto out;
 		}
-		iov[cnt].iov_base = (void *)(refs[cnt]->data + (s - cs));
-		iov[cnt].iov_len = (size_t)(e - s);
-		cnt++;
 	}
-	fuse_reply_iov(req, iov, (int)cnt);
+	fuse_reply_buf(req, (const char *)buf, (size_t)(end - start));
 out:
-	for (size_t k = 0; refs && k < cnt; k++)
-		cache_chunk_put(cl->cache, refs[k]);
-	free(refs);
-	free(iov);
+	free(buf);
 	if (rc)
 		fuse_reply_err(req, -rc);
 }
