@@ -113,6 +113,8 @@ static const char schema_pub_sql[] =
 	"CREATE TABLE pubobj(key TEXT PRIMARY KEY, users INTEGER NOT NULL DEFAULT 0,"
 	" first_seq INTEGER NOT NULL, last_seq INTEGER, stored INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
 	"CREATE TABLE manchunk(manifest TEXT NOT NULL, obj TEXT NOT NULL, PRIMARY KEY(manifest, obj)) WITHOUT ROWID;"
+	"CREATE TABLE pubman(manifest TEXT PRIMARY KEY, fid INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX pubman_fid ON pubman(fid);"
 	"CREATE TABLE snapshot(seq INTEGER PRIMARY KEY, created INTEGER NOT NULL, root TEXT NOT NULL);"
 	"CREATE TRIGGER pub_dentry_ins AFTER INSERT ON dentry BEGIN"
 	" INSERT OR IGNORE INTO pubdirty VALUES(new.parent); END;"

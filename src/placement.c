@@ -46,6 +46,14 @@ static const char SQL_DUE[] = "SELECT ino FROM inode WHERE next_eval <= ?1 LIMIT
 static const char SQL_PIN[] = "UPDATE inode SET pin=?2 WHERE ino=?1";
 static const char SQL_UNPUBLISH[] = "DELETE FROM chunk WHERE ino=?1";
 static const char SQL_UNQUEUE[] = "DELETE FROM upload WHERE ino=?1";
+static const char SQL_PURGE_CHUNKS[] =
+	"DELETE FROM manchunk WHERE manifest IN (SELECT manifest FROM pubman WHERE fid=?1)";
+static const char SQL_PURGE_MANIFESTS[] =
+	"UPDATE pubobj SET users=0, last_seq=0 WHERE key IN"
+	" (SELECT 'files/'||substr(manifest,1,2)||'/'||manifest FROM pubman WHERE fid=?1)";
+static const char SQL_PURGE_FLAG[] =
+	"INSERT INTO config(key, value) VALUES('privacy_purge', '1')"
+	" ON CONFLICT(key) DO UPDATE SET value='1'";
 static const char SQL_QUEUE[] =
 	"INSERT INTO upload(ino, changed) VALUES(?1, ?2) ON CONFLICT(ino) DO UPDATE"
 	" SET changed=CASE WHEN excluded.changed = 0 THEN 0 ELSE max(changed, excluded.changed) END,"
@@ -507,6 +515,35 @@ int placement_apply(struct meta *m, const struct policy_set *ps, uint64_t ino, i
 		if (rc != SQLITE_DONE)
 			return sqlerr(m);
 		neu.sync_state = SYNC_LOCAL;
+	}
+	/* A file that was visible to cloud mounts and turns private is purged
+	 * from the store: its manifests are retired at once (their chunks lose
+	 * those references) and the sync engine retires every older snapshot
+	 * after the next publish (config privacy_purge). */
+	if (neu.placement == PLACEMENT_PRIVATE && old.placement != PLACEMENT_PRIVATE) {
+		s = meta_stmt(m, SQL_PURGE_CHUNKS);
+		if (!s)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE) {
+			s = meta_stmt(m, SQL_PURGE_MANIFESTS);
+			if (!s)
+				return -EIO;
+			sqlite3_bind_int64(s, 1, (int64_t)ino);
+			rc = sqlite3_step(s);
+			sqlite3_reset(s);
+		}
+		if (rc == SQLITE_DONE) {
+			s = meta_stmt(m, SQL_PURGE_FLAG);
+			if (!s)
+				return -EIO;
+			rc = sqlite3_step(s);
+			sqlite3_reset(s);
+		}
+		if (rc != SQLITE_DONE)
+			return sqlerr(m);
 	}
 	if (neu.placement == old.placement && !strcmp(neu.rule, old.rule) &&
 	    neu.next_eval == old.next_eval && neu.sync_state == old.sync_state)

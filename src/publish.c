@@ -199,6 +199,20 @@ static int make_manifest(struct pub *p, uint64_t ino, uint64_t size, int64_t mti
 		rc = snap_manifest_encode(p->c->key, &man, &sealed);
 	if (!rc)
 		rc = obj_record(m, key, p->seq);
+	if (!rc) {
+		/* which file it is about: a file that turns private is purged */
+		sqlite3_stmt *pm = meta_stmt(m, "INSERT OR IGNORE INTO pubman(manifest, fid) VALUES(?1, ?2)");
+
+		if (!pm)
+			rc = -EIO;
+		else {
+			sqlite3_bind_text(pm, 1, name_out, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(pm, 2, (int64_t)ino);
+			if (sqlite3_step(pm) != SQLITE_DONE)
+				rc = sqlfail(m);
+			sqlite3_reset(pm);
+		}
+	}
 	/* its chunks stay alive while the manifest does */
 	for (size_t i = 0; !rc && i < man.n; i++) {
 		sqlite3_stmt *mc = meta_stmt(m, "INSERT OR IGNORE INTO manchunk(manifest, obj) VALUES(?1, ?2)");
@@ -584,6 +598,27 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 	}
 	if (!rc)
 		rc = meta_inode_get(m, META_ROOT_INO, &ra);
+	if (!rc && !force && last) {
+		/* Nothing exported changed (private activity marks directories
+		 * too): no new snapshot, so the store does not even learn that
+		 * something happened. */
+		char prev[CODEC_NAME_SIZE] = "";
+
+		s = meta_stmt(m, "SELECT root FROM snapshot WHERE seq=?1");
+		if (s) {
+			sqlite3_bind_int64(s, 1, last);
+			if (sqlite3_step(s) == SQLITE_ROW)
+				snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(s, 0));
+			sqlite3_reset(s);
+		}
+		if (!strcmp(prev, root) && p.nputs == 0) {
+			rc = meta_commit(m, 0);
+			c->unlock(c->arg);
+			free(dirs);
+			free(p.puts);
+			return rc;
+		}
+	}
 	/* Phase A is committed before any store I/O (other users of the
 	 * connection must never run inside this transaction); the new objects
 	 * are recorded as not stored yet, so a failed publish puts them again. */
@@ -760,6 +795,12 @@ int publish_retire(struct publish_ctx *c, int retain, uint64_t *deleted_out)
 				continue;
 			if (!strncmp(keys[i], "files/", 6)) {
 				d = meta_stmt(m, "DELETE FROM manchunk WHERE manifest=?1");
+				if (d) {
+					sqlite3_bind_text(d, 1, keys[i] + 9, -1, SQLITE_STATIC);
+					sqlite3_step(d);
+					sqlite3_reset(d);
+				}
+				d = meta_stmt(m, "DELETE FROM pubman WHERE manifest=?1");
 				if (d) {
 					sqlite3_bind_text(d, 1, keys[i] + 9, -1, SQLITE_STATIC);
 					sqlite3_step(d);

@@ -1506,6 +1506,34 @@ static void publish_tick(struct sync *s)
 		log_info("published snapshot %llu (%llu directories rebuilt, %llu objects)",
 			 (unsigned long long)st.seq, (unsigned long long)st.dirs,
 			 (unsigned long long)st.objects);
+	{
+		/* A file turned private: nothing older than the snapshot just
+		 * published may keep its name or data in the store. */
+		char *purge = NULL;
+		int want = 0;
+
+		hlock(s);
+		if (meta_config_get(s->meta, "privacy_purge", &purge) == 0)
+			want = !strcmp(purge, "1");
+		hunlock(s);
+		free(purge);
+		if (want && st.seq) {
+			uint64_t n, o, b;
+
+			if (publish_retire(&s->pub, 1, &n) == 0 && sync_gc(s, 0, 1, &o, &b) == 0) {
+				hlock(s);
+				if (!meta_begin(s->meta)) {
+					meta_config_set(s->meta, "privacy_purge", "0");
+					if (meta_commit(s->meta, 0))
+						meta_rollback(s->meta);
+				}
+				hunlock(s);
+				log_info("a file turned private: retired %llu objects of older snapshots,"
+					 " deleted %llu unreferenced objects", (unsigned long long)n,
+					 (unsigned long long)o);
+			}
+		}
+	}
 	if (now - s->last_retire > 60 * NS) {
 		uint64_t n;
 
