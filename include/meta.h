@@ -105,6 +105,18 @@ int64_t meta_xattr_count_name(struct meta *m, const char *name);
 int meta_config_get(struct meta *m, const char *key, char **value_out);
 int meta_config_set(struct meta *m, const char *key, const char *value);
 
+/*
+ * A reserve file of bytes in dirfd (DIR/meta.reserve), given up when
+ * SQLite finds the disk full, so that metadata can still change (the
+ * unlink that frees space must commit). Re-made by calling this again once
+ * there is room. 0, or -ENOSPC when there is no room for it now.
+ */
+#define META_RESERVE_NAME "meta.reserve"
+int meta_reserve(struct meta *m, int dirfd, uint64_t bytes);
+/* The disk is full: give up the reserve. 1 if that freed space (then redo
+ * the failed transaction), 0 if there was none. */
+int meta_release_reserve(struct meta *m);
+
 /* Direct access for fsck and tools that scan. */
 struct sqlite3 *meta_db(struct meta *m);
 

@@ -90,9 +90,10 @@ int placement_apply_batch(struct meta *m, const struct policy_set *ps, uint64_t 
 int placement_apply_due(struct meta *m, const struct policy_set *ps, int64_t now, size_t limit);
 
 /*
- * Put ino in the upload queue (or move it to the front when changed is 0:
- * due now, whatever the rule's --settle) and mark it queued. changed is
- * when its data last changed (ns). Inside a transaction.
+ * Put ino in the upload queue and mark it queued. changed is when its data
+ * last changed (ns): it is due once the rule's --settle has passed since.
+ * changed 0 forces it: due now, whatever the settle time, until uploaded
+ * (later writes do not take that back). Inside a transaction.
  */
 int placement_queue_upload(struct meta *m, uint64_t ino, int64_t changed);
 

@@ -70,6 +70,14 @@ void sync_close(struct sync *s);
  * called with the host lock held. 0, -EIO (logged), -ETIMEDOUT. */
 int sync_ensure_local(struct sync *s, uint64_t ino, uint64_t off, uint64_t len);
 
+/*
+ * The home mount changed the data of a file that has chunks in the store
+ * (called with the host lock held, inside the host's transaction): it is
+ * queued (so it is not evicted before its new version is uploaded), and on
+ * a truncation to size the chunks past the new end are dropped.
+ */
+int sync_note_change(struct sync *s, uint64_t ino, int truncated, uint64_t size);
+
 /* Upload ino now if its placement wants it (synchronously). 0, -EAGAIN if
  * it changed meanwhile (left queued), or an error (left queued, retried). */
 int sync_upload_file(struct sync *s, uint64_t ino);
@@ -100,6 +108,12 @@ int sync_run_job(struct sync *s, int64_t job_id, const char *kind, const char *a
  * or always with force). */
 struct publish_stats;
 int sync_publish(struct sync *s, int force, struct publish_stats *st);
+
+/* Write the engine's view of the store (reachable, since when, last
+ * error) to the metadata store; the host calls it with its lock held, so
+ * `tierfs status` is current even while the engine's threads wait on a
+ * hung store. */
+void sync_status_tick(struct sync *s);
 
 /* Store reachability as last seen by this engine. */
 int sync_store_reachable(struct sync *s);

@@ -217,6 +217,9 @@ static int wait_synced(struct target *t, const char *vpath, int timeout_s)
 		uint64_t files, bytes;
 		char err[300];
 
+		/* see the mount's latest commits */
+		sqlite3_exec(meta_db(t->v->meta), "SELECT 1", NULL, NULL, NULL);
+
 		if (queue_left(t, vpath, &files, &bytes, err, sizeof(err))) {
 			tfs_error("sync: cannot read the upload queue");
 			return 1;
@@ -235,6 +238,26 @@ static int wait_synced(struct target *t, const char *vpath, int timeout_s)
 			tfs_error("sync: the mount of '%s' went away with %llu files still queued", t->vol,
 				  (unsigned long long)files);
 			return 1;
+		}
+		{
+			/* the engine says the store has been unreachable a while:
+			 * say so rather than wait in silence (the queue keeps the
+			 * files and uploads them when the store returns) */
+			char *reach = NULL, *since = NULL;
+			int down = 0;
+
+			if (!meta_config_get(t->v->meta, "sync_reachable", &reach) && !strcmp(reach, "0") &&
+			    !meta_config_get(t->v->meta, "sync_unreachable_since", &since))
+				down = (int64_t)now_real_ns() - atoll(since) > 10ll * 1000000000 &&
+				       time(NULL) - start >= 5;
+			free(reach);
+			free(since);
+			if (down) {
+				progress_end(tty);
+				tfs_error("sync: the store is unreachable; %llu files stay queued and upload when it"
+					  " returns%s%s", (unsigned long long)files, err[0] ? "; last error: " : "", err);
+				return 1;
+			}
 		}
 		if (timeout_s > 0 && time(NULL) - start > timeout_s) {
 			progress_end(tty);

@@ -88,6 +88,7 @@ struct fs {
 	uint64_t eval_cursor; /* full re-evaluation in progress from here; protected by lock */
 	int eval_all;         /* a full re-evaluation is due; protected by lock */
 	struct sync *sync;    /* the sync engine; NULL when it could not start */
+	unsigned ticks;       /* flusher ticks; flusher thread only */
 	int64_t ncapxattr;   /* security.capability xattrs in the volume */
 	int datafd;
 	pthread_t flusher;
@@ -641,6 +642,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			rc = iwrite(fs, i);
 		if (!rc)
 			rc = place(fs, ino); /* owner, group and size rules */
+		if (!rc && (to_set & FUSE_SET_ATTR_SIZE) && fs->sync)
+			rc = sync_note_change(fs->sync, ino, 1, i->a.size);
 		if (!rc)
 			rc = meta_commit(fs->meta, 0);
 		else
@@ -907,7 +910,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi->flags & O_TRUNC) {
 		i->a.size = 0;
 		i->a.mtime = i->a.ctime = now;
+		i->gen++;
 		mark_dirty(fs, i);
+		if (fs->sync && !meta_begin(fs->meta)) {
+			if (iwrite(fs, i) || sync_note_change(fs->sync, ino, 1, 0))
+				meta_rollback(fs->meta);
+			else if (meta_commit(fs->meta, 0))
+				log_error("cannot record the truncation of inode %llu", (unsigned long long)ino);
+		}
 	}
 	/* relatime: atime moves when it is not later than the last change (the
 	 * kernel stamps mtime with a coarser clock than ours, hence the second
@@ -987,6 +997,17 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		return;
 	}
 	note_write(fs, h->ino, (uint64_t)off + (uint64_t)n);
+	if (__atomic_load_n(&h->ino->remote, __ATOMIC_ACQUIRE) && fs->sync) {
+		/* a changed evicted file must not look synced, even for a second */
+		pthread_mutex_lock(&fs->lock);
+		if (!meta_begin(fs->meta)) {
+			if (sync_note_change(fs->sync, ino, 0, 0))
+				meta_rollback(fs->meta);
+			else
+				meta_commit(fs->meta, 0);
+		}
+		pthread_mutex_unlock(&fs->lock);
+	}
 	fuse_reply_write(req, (size_t)n);
 }
 
@@ -1161,16 +1182,30 @@ static int remove_entry(struct fs *fs, struct inode *p, const char *name, struct
 	return rc;
 }
 
+static int do_remove_locked(struct fs *fs, fuse_ino_t parent, const char *name, int dir);
+
 static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int dir)
 {
 	struct fs *fs = req_fs(req);
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = do_remove_locked(fs, parent, name, dir);
+	/* Removing is how a full disk gets space back: it must commit. */
+	if (rc == -ENOSPC && meta_release_reserve(fs->meta))
+		rc = do_remove_locked(fs, parent, name, dir);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, -rc);
+}
+
+static int do_remove_locked(struct fs *fs, fuse_ino_t parent, const char *name, int dir)
+{
 	struct meta_attr p_saved, v_saved;
 	struct inode *p, *v;
 	uint64_t ino;
 	int64_t now = now_ns();
 	int rc;
 
-	pthread_mutex_lock(&fs->lock);
 	rc = iget(fs, parent, &p);
 	if (!rc)
 		rc = meta_lookup(fs->meta, parent, name, strlen(name), &ino, NULL);
@@ -1215,8 +1250,7 @@ static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int d
 	mark_dirty(fs, p);
 	iput_maybe(fs, v);
 out:
-	pthread_mutex_unlock(&fs->lock);
-	fuse_reply_err(req, -rc);
+	return rc;
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1771,6 +1805,11 @@ static void *flusher_main(void *arg)
 		if (rc)
 			log_error("cannot write attributes to the metadata store: %s", strerror(-rc));
 		policy_tick(fs);
+		if (fs->sync)
+			sync_status_tick(fs->sync);
+		/* the reserve comes back once there is room again */
+		if (++fs->ticks % 10 == 0)
+			meta_reserve(fs->meta, fs->vol->dirfd, 8u << 20);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	return NULL;
@@ -1882,6 +1921,9 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		}
 		log_warn("volume '%s' was not unmounted cleanly; recovered (%d repairs)", vol->dir, rc);
 	}
+	/* room for metadata when the disk fills up (logged, not fatal) */
+	if (meta_reserve(fs->meta, vol->dirfd, 8u << 20))
+		log_warn("no room for the metadata reserve in '%s'", vol->dir);
 	rc = set_clean(fs->meta, 0);
 	if (rc) {
 		snprintf(err, errlen, "cannot write to metadata store of '%s': %s", vol->dir, strerror(-rc));
@@ -1944,8 +1986,12 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	rc = 0;
 out:
 	if (fs->sync) {
-		sync_close(fs->sync); /* waits for uploads in flight */
-		fs->sync = NULL;
+		struct sync *sy = fs->sync;
+
+		pthread_mutex_lock(&fs->lock);
+		fs->sync = NULL; /* the flusher stops using it */
+		pthread_mutex_unlock(&fs->lock);
+		sync_close(sy); /* cancels transfers in flight; they stay queued */
 	}
 	if (flusher) {
 		pthread_mutex_lock(&fs->lock);

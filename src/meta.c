@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -135,7 +136,8 @@ static const char schema_pub_sql[] =
 	"CREATE TRIGGER manchunk_del AFTER DELETE ON manchunk BEGIN"
 	" UPDATE object SET refs=refs-1, since=unixepoch() WHERE name=old.obj; END;"
 	"CREATE TABLE upload(ino INTEGER PRIMARY KEY, changed INTEGER NOT NULL,"
-	" next_try INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+	" next_try INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+	" forced INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE job(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, arg TEXT,"
 	" state TEXT NOT NULL DEFAULT 'pending', done INTEGER NOT NULL DEFAULT 0,"
 	" total INTEGER NOT NULL DEFAULT 0, error TEXT, created INTEGER NOT NULL);"
@@ -153,6 +155,7 @@ struct meta {
 		sqlite3_stmt *st;
 	} cache[META_CACHE_MAX]; /* meta_stmt(): other modules' statements */
 	int ncache;
+	int reserve_dirfd; /* directory of the reserve file, or -1 */
 	uint64_t next_cookie;
 	int in_tx;
 };
@@ -185,6 +188,15 @@ static sqlite3_stmt *stmt(struct meta *m, enum stmt_id id)
 }
 
 /* Step a statement that returns no rows. */
+
+int meta_release_reserve(struct meta *m)
+{
+	if (m->reserve_dirfd < 0 || unlinkat(m->reserve_dirfd, META_RESERVE_NAME, 0))
+		return 0;
+	log_warn("disk full: released the metadata reserve so metadata can still change");
+	return 1;
+}
+
 static int exec_stmt(struct meta *m, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
@@ -220,6 +232,7 @@ int meta_open(const char *path, int flags, struct meta **out, char *err, size_t 
 
 	if (!m)
 		return -ENOMEM;
+	m->reserve_dirfd = -1;
 	if (flags & META_CREATE)
 		oflags |= SQLITE_OPEN_CREATE;
 	else if (access(path, F_OK) != 0) {
@@ -317,6 +330,26 @@ void meta_close(struct meta *m)
 struct sqlite3 *meta_db(struct meta *m)
 {
 	return m->db;
+}
+
+int meta_reserve(struct meta *m, int dirfd, uint64_t bytes)
+{
+	struct stat st;
+	int fd;
+
+	m->reserve_dirfd = dirfd;
+	if (fstatat(dirfd, META_RESERVE_NAME, &st, 0) == 0 && (uint64_t)st.st_size >= bytes)
+		return 0;
+	fd = openat(dirfd, META_RESERVE_NAME, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (posix_fallocate(fd, 0, (off_t)bytes)) {
+		close(fd);
+		unlinkat(dirfd, META_RESERVE_NAME, 0);
+		return -ENOSPC;
+	}
+	close(fd);
+	return 0;
 }
 
 struct sqlite3_stmt *meta_stmt(struct meta *m, const char *sql)

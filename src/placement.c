@@ -55,10 +55,9 @@ static const char SQL_PURGE_FLAG[] =
 	"INSERT INTO config(key, value) VALUES('privacy_purge', '1')"
 	" ON CONFLICT(key) DO UPDATE SET value='1'";
 static const char SQL_QUEUE[] =
-	"INSERT INTO upload(ino, changed) VALUES(?1, ?2) ON CONFLICT(ino) DO UPDATE"
-	" SET changed=CASE WHEN excluded.changed = 0 THEN 0 ELSE max(changed, excluded.changed) END,"
-	" next_try=0";
-static const char SQL_QUEUED[] = "UPDATE inode SET sync_state=1 WHERE ino=?1 AND sync_state IN (0, 3)";
+	"INSERT INTO upload(ino, changed, forced) VALUES(?1, ?2, ?2 = 0) ON CONFLICT(ino) DO UPDATE"
+	" SET changed=max(changed, excluded.changed), forced=forced OR excluded.forced, next_try=0";
+static const char SQL_QUEUED[] = "UPDATE inode SET sync_state=1 WHERE ino=?1 AND sync_state IN (0, 3, 4, 5)";
 
 static int sqlerr(struct meta *m)
 {

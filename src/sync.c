@@ -81,12 +81,14 @@ struct sync {
 	pthread_t *workers;
 	int nworkers, started;
 	pthread_mutex_t qlock;
-	pthread_cond_t qcv, idle_cv;
+	pthread_cond_t qcv, idle_cv, sched_cv;
 	uint64_t queue[MAX_INFLIGHT_UPLOADS]; /* protected by qlock */
 	int qn;
 	uint64_t active[MAX_INFLIGHT_UPLOADS]; /* being uploaded; protected by qlock */
 	int nactive;
 	int stop; /* protected by qlock */
+	int refilling, worked; /* protected by qlock */
+	volatile int cancel;   /* set at close: store transfers abort */
 
 	pthread_mutex_t flock;
 	pthread_cond_t fcv;
@@ -191,6 +193,11 @@ static void write_status(struct sync *s)
 		meta_rollback(s->meta);
 }
 
+void sync_status_tick(struct sync *s)
+{
+	write_status(s);
+}
+
 int sync_store_reachable(struct sync *s)
 {
 	int r;
@@ -227,8 +234,8 @@ static const char SQL_UPL_RETRY[] =
 	"UPDATE upload SET attempts=attempts+1, next_try=?2, last_error=?3 WHERE ino=?1";
 static const char SQL_UPL_AGAIN[] = "UPDATE upload SET changed=?2, next_try=0 WHERE ino=?1";
 static const char SQL_UPL_DUE[] =
-	"SELECT u.ino, u.changed, i.rule FROM upload u JOIN inode i ON i.ino=u.ino"
-	" WHERE u.next_try <= ?1 ORDER BY u.changed LIMIT 256";
+	"SELECT u.ino, u.changed, i.rule, u.forced FROM upload u JOIN inode i ON i.ino=u.ino"
+	" WHERE u.next_try <= ?1 ORDER BY u.forced DESC, u.changed LIMIT ?2";
 
 struct file_facts {
 	uint32_t mode;
@@ -344,18 +351,16 @@ static int settle_state(struct sync *s, uint64_t ino)
 		remote = sqlite3_column_int64(st, 1);
 	}
 	sqlite3_reset(st);
-	if (remote && remote == n)
+	if (queued)
+		state = SYNC_QUEUED; /* a change waits for upload: not evictable */
+	else if (remote && remote == n)
 		state = SYNC_EVICTED;
 	else if (remote)
 		state = SYNC_PARTIAL;
-	else if (queued)
-		state = SYNC_QUEUED;
 	else if (n)
 		state = SYNC_SYNCED;
 	else
 		state = SYNC_LOCAL;
-	if (queued && remote)
-		state = remote == n ? SYNC_EVICTED : SYNC_PARTIAL;
 	set_remote(s, ino, remote > 0);
 	return set_state(s, ino, state) ? -EIO : state;
 }
@@ -434,15 +439,91 @@ static void requeue_later(struct sync *s, uint64_t ino, int attempts_rc, const c
 	(void)attempts_rc;
 }
 
+/* Chunks of one file are encoded and put PUT_BATCH at a time, in parallel. */
+#define PUT_BATCH 4
+
+struct put_job {
+	struct sync *s;
+	const uint8_t *data;
+	uint64_t len;
+	const char *name;
+	uint64_t enc_len;
+	int rc;
+	char err[256];
+};
+
+static void *put_main(void *arg)
+{
+	struct put_job *j = arg;
+	struct tbuf enc = TBUF_INIT;
+	char key[128];
+
+	j->rc = codec_encode(&j->s->key, j->data, j->len, j->name, CODEC_LEVEL_DEFAULT, &enc);
+	if (!j->rc) {
+		obj_key(j->name, key, sizeof(key));
+		j->rc = store_put(j->s->store, key, enc.data, enc.len);
+		note_store(j->s, j->rc, "upload");
+		if (j->rc)
+			snprintf(j->err, sizeof(j->err), "%s", store_errmsg());
+	}
+	j->enc_len = enc.len;
+	tbuf_release(&enc);
+	return NULL;
+}
+
+static int put_batch(struct sync *s, struct put_job *jobs, int n)
+{
+	pthread_t th[PUT_BATCH];
+	int started[PUT_BATCH] = { 0 }, rc = 0;
+
+	for (int k = 0; k < n; k++) {
+		jobs[k].s = s;
+		jobs[k].err[0] = '\0';
+		if (k == n - 1 || pthread_create(&th[k], NULL, put_main, &jobs[k]))
+			put_main(&jobs[k]); /* the last one (or on failure) here */
+		else
+			started[k] = 1;
+	}
+	for (int k = 0; k < n; k++)
+		if (started[k])
+			pthread_join(th[k], NULL);
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		sqlite3_stmt *st = meta_stmt(s->meta, SQL_OBJ_ADD);
+
+		for (int k = 0; k < n && st; k++) {
+			if (jobs[k].rc)
+				continue;
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, jobs[k].name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (int64_t)jobs[k].enc_len);
+			step_done(s, st);
+		}
+		if (meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+	for (int k = 0; k < n; k++)
+		if (jobs[k].rc) {
+			rc = jobs[k].rc;
+			store_set_errmsg("%s", jobs[k].err);
+			break;
+		}
+	return rc;
+}
+
 int sync_upload_file(struct sync *s, uint64_t ino)
 {
 	struct file_facts f;
 	struct chunkrec *old = NULL, *neu = NULL;
-	struct tbuf plain = TBUF_INIT, enc = TBUF_INIT;
+	struct tbuf bufs[PUT_BATCH];
+	struct put_job batch[PUT_BATCH];
+	int nbatch = 0;
 	uint64_t gen0, n, put = 0;
 	char dname[VOLUME_DATA_NAME_MAX];
 	int fd = -1, rc;
 
+	memset(bufs, 0, sizeof(bufs));
 	hlock(s);
 	rc = file_facts(s, ino, &f);
 	if (rc || !want_upload(&f)) {
@@ -482,35 +563,56 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 		rc = -errno;
 		goto fail_requeue;
 	}
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t len = f.size - i * s->cs < s->cs ? f.size - i * s->cs : s->cs;
-		char key[128];
+	for (uint64_t i = 0; i < n || nbatch; i++) {
+		uint64_t len = i < n ? (f.size - i * s->cs < s->cs ? f.size - i * s->cs : s->cs) : 0;
+		struct tbuf *plain;
 		ssize_t got;
 		int usable;
 
+		if (i >= n || nbatch == PUT_BATCH) {
+			/* encode and put the batch in parallel, then remember the
+			 * objects before any file references them (so gc finds
+			 * them if this upload is abandoned) */
+			rc = put_batch(s, batch, nbatch);
+			for (int b = 0; b < nbatch; b++)
+				put += batch[b].rc == 0;
+			nbatch = 0;
+			if (rc)
+				goto fail_requeue;
+			if (i >= n)
+				break;
+		}
 		if (old[i].have && !old[i].local && old[i].len == len) {
 			neu[i] = old[i]; /* evicted and untouched: the store has it */
 			continue;
 		}
-		tbuf_reset(&plain);
-		rc = tbuf_grow(&plain, len);
+		plain = &bufs[nbatch];
+		tbuf_reset(plain);
+		rc = tbuf_grow(plain, len);
 		if (rc)
 			goto fail_requeue;
-		got = pread(fd, plain.data, len, (off_t)(i * s->cs));
+		got = pread(fd, plain->data, len, (off_t)(i * s->cs));
 		if (got < 0) {
 			rc = -errno;
 			goto fail_requeue;
 		}
 		if ((uint64_t)got < len)
-			memset(plain.data + got, 0, len - (uint64_t)got); /* shrinking: gen will tell */
-		plain.len = len;
-		rc = codec_chunk_name(&s->key, plain.data, len, neu[i].obj);
+			memset(plain->data + got, 0, len - (uint64_t)got); /* shrinking: gen will tell */
+		plain->len = len;
+		rc = codec_chunk_name(&s->key, plain->data, len, neu[i].obj);
 		if (rc)
 			goto fail_requeue;
 		neu[i].len = len;
 		neu[i].local = 1;
 		neu[i].have = 1;
 		if (old[i].have && !strcmp(old[i].obj, neu[i].obj))
+			continue;
+		/* the same content twice in this batch: put once */
+		usable = 0;
+		for (int b = 0; b < nbatch; b++)
+			if (!strcmp(batch[b].name, neu[i].obj))
+				usable = 1;
+		if (usable)
 			continue;
 		hlock(s);
 		usable = object_usable(s, neu[i].obj);
@@ -521,31 +623,10 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 		}
 		if (usable)
 			continue;
-		tbuf_reset(&enc);
-		rc = codec_encode(&s->key, plain.data, len, neu[i].obj, CODEC_LEVEL_DEFAULT, &enc);
-		if (rc)
-			goto fail_requeue;
-		obj_key(neu[i].obj, key, sizeof(key));
-		rc = store_put(s->store, key, enc.data, enc.len);
-		note_store(s, rc, "upload");
-		if (rc)
-			goto fail_requeue;
-		put++;
-		/* remember the object before any file references it, so gc can
-		 * find it if this upload is abandoned */
-		hlock(s);
-		if (!meta_begin(s->meta)) {
-			sqlite3_stmt *st = meta_stmt(s->meta, SQL_OBJ_ADD);
-
-			if (st) {
-				sqlite3_bind_text(st, 1, neu[i].obj, -1, SQLITE_STATIC);
-				sqlite3_bind_int64(st, 2, (int64_t)enc.len);
-				step_done(s, st);
-			}
-			if (meta_commit(s->meta, 0))
-				meta_rollback(s->meta);
-		}
-		hunlock(s);
+		batch[nbatch].data = plain->data;
+		batch[nbatch].len = len;
+		batch[nbatch].name = neu[i].obj;
+		nbatch++;
 	}
 	close(fd);
 	fd = -1;
@@ -685,8 +766,43 @@ out:
 		close(fd);
 	free(old);
 	free(neu);
-	tbuf_release(&plain);
-	tbuf_release(&enc);
+	for (int b = 0; b < PUT_BATCH; b++)
+		tbuf_release(&bufs[b]);
+	return rc;
+}
+
+/* ---- changes from the home mount (host lock held, inside its transaction) ---- */
+
+int sync_note_change(struct sync *s, uint64_t ino, int truncated, uint64_t size)
+{
+	sqlite3_stmt *st;
+	int64_t have = 0;
+	int rc;
+
+	st = meta_stmt(s->meta, "SELECT count(*) FROM chunk WHERE ino=?1");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		have = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (!have)
+		return 0; /* never uploaded: the flusher queues it as usual */
+	if (truncated) {
+		/* chunks past the new end are no longer the file's: a later
+		 * growth reads zeros, never the old bytes */
+		st = meta_stmt(s->meta, SQL_CHUNK_TRIM);
+		if (!st)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_int64(st, 2, (int64_t)((size + s->cs - 1) / s->cs));
+		rc = step_done(s, st);
+		if (rc)
+			return rc;
+	}
+	rc = placement_queue_upload(s->meta, ino, now_ns());
+	if (!rc)
+		rc = settle_state(s, ino) < 0 ? -EIO : 0;
 	return rc;
 }
 
@@ -956,6 +1072,7 @@ static size_t due_uploads(struct sync *s, uint64_t *out, size_t max, int all)
 	if (!st)
 		return 0;
 	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, (int64_t)(max * 4)); /* some are not settled yet */
 	while (n < max && sqlite3_step(st) == SQLITE_ROW) {
 		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
 		int64_t changed = sqlite3_column_int64(st, 1);
@@ -963,7 +1080,7 @@ static size_t due_uploads(struct sync *s, uint64_t *out, size_t max, int all)
 		const struct policy_rule *r = rule ? rule_named(s, rule) : NULL;
 		int64_t settle = (int64_t)(r ? r->settle : POLICY_SETTLE_DEFAULT) * NS;
 
-		if (all || changed == 0 || changed + settle <= now)
+		if (all || sqlite3_column_int64(st, 3) || changed + settle <= now)
 			out[n++] = ino;
 	}
 	sqlite3_reset(st);
@@ -1545,6 +1662,33 @@ static void publish_tick(struct sync *s)
 
 /* ---- threads ---- */
 
+/*
+ * Top up the worker queue from the upload table (qlock held; drops it for
+ * the query). Called by the scheduler every tick and by a worker that finds
+ * the queue empty, so a queue of many small files drains at the workers'
+ * pace, not one batch per tick.
+ */
+static void refill(struct sync *s)
+{
+	uint64_t inos[MAX_INFLIGHT_UPLOADS];
+	size_t n;
+
+	if (s->refilling)
+		return;
+	s->refilling = 1;
+	pthread_mutex_unlock(&s->qlock);
+	hlock(s);
+	n = due_uploads(s, inos, MAX_INFLIGHT_UPLOADS, 0);
+	hunlock(s);
+	pthread_mutex_lock(&s->qlock);
+	for (size_t k = 0; k < n && s->qn < MAX_INFLIGHT_UPLOADS; k++)
+		if (!upload_active(s, inos[k]))
+			s->queue[s->qn++] = inos[k];
+	s->refilling = 0;
+	if (s->qn)
+		pthread_cond_broadcast(&s->qcv);
+}
+
 static void *worker_main(void *arg)
 {
 	struct sync *s = arg;
@@ -1553,6 +1697,10 @@ static void *worker_main(void *arg)
 	for (;;) {
 		uint64_t ino;
 
+		if (!s->qn && !s->stop && s->worked) {
+			s->worked = 0;
+			refill(s);
+		}
 		while (!s->qn && !s->stop)
 			pthread_cond_wait(&s->qcv, &s->qlock);
 		if (s->stop)
@@ -1567,6 +1715,7 @@ static void *worker_main(void *arg)
 				s->active[k] = s->active[--s->nactive];
 				break;
 			}
+		s->worked = 1; /* the queue may have more due: refill when empty */
 		pthread_cond_broadcast(&s->idle_cv);
 	}
 	pthread_mutex_unlock(&s->qlock);
@@ -1581,13 +1730,13 @@ static void *sched_main(void *arg)
 	pthread_mutex_lock(&s->qlock);
 	while (!s->stop) {
 		struct timespec ts;
-		uint64_t inos[MAX_INFLIGHT_UPLOADS], ev[64];
+		uint64_t ev[64];
 		int flags[64];
 		size_t n;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += interval;
-		pthread_cond_timedwait(&s->qcv, &s->qlock, &ts);
+		pthread_cond_timedwait(&s->sched_cv, &s->qlock, &ts);
 		if (s->stop)
 			break;
 		pthread_mutex_unlock(&s->qlock);
@@ -1600,14 +1749,8 @@ static void *sched_main(void *arg)
 		for (size_t k = 0; k < n; k++)
 			make_local(s, ev[k], flags[k]);
 
-		hlock(s);
-		n = due_uploads(s, inos, MAX_INFLIGHT_UPLOADS, 0);
-		hunlock(s);
 		pthread_mutex_lock(&s->qlock);
-		for (size_t k = 0; k < n && s->qn < MAX_INFLIGHT_UPLOADS; k++)
-			if (!upload_active(s, inos[k]))
-				s->queue[s->qn++] = inos[k];
-		pthread_cond_broadcast(&s->qcv);
+		refill(s);
 		pthread_mutex_unlock(&s->qlock);
 
 		hlock(s);
@@ -1657,6 +1800,7 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	pthread_cond_init(&s->idle_cv, NULL);
+	pthread_cond_init(&s->sched_cv, NULL);
 	pthread_mutex_init(&s->flock, NULL);
 	pthread_cond_init(&s->fcv, NULL);
 	pthread_mutex_init(&s->slock, NULL);
@@ -1682,7 +1826,8 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	if (rc)
 		goto fail;
 	memset(&so, 0, sizeof(so));
-	so.max_retries = 3;
+	so.max_retries = 2; /* the queue retries with its own backoff */
+	so.cancel = &s->cancel;
 	rc = store_open(url, &so, &s->store, err, errlen);
 	if (rc)
 		goto fail;
@@ -1691,6 +1836,7 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	ro.connect_timeout_ms = ro.timeout_ms < 5000 ? ro.timeout_ms : 5000;
 	ro.max_retries = 2;
 	ro.retry_base_ms = 200;
+	ro.cancel = &s->cancel;
 	rc = store_open(url, &ro, &s->rstore, err, errlen);
 	if (rc)
 		goto fail;
@@ -1718,7 +1864,7 @@ fail:
 
 int sync_start(struct sync *s)
 {
-	int n = s->o.workers > 0 ? s->o.workers : 4;
+	int n = s->o.workers > 0 ? s->o.workers : 8;
 
 	s->workers = calloc((size_t)n, sizeof(*s->workers));
 	if (!s->workers)
@@ -1739,7 +1885,9 @@ void sync_close(struct sync *s)
 		return;
 	pthread_mutex_lock(&s->qlock);
 	s->stop = 1;
+	s->cancel = 1; /* uploads in flight give up; they stay queued */
 	pthread_cond_broadcast(&s->qcv);
+	pthread_cond_broadcast(&s->sched_cv);
 	pthread_mutex_unlock(&s->qlock);
 	if (s->started)
 		pthread_join(s->sched, NULL);
@@ -1761,6 +1909,7 @@ void sync_close(struct sync *s)
 	pthread_mutex_destroy(&s->qlock);
 	pthread_cond_destroy(&s->qcv);
 	pthread_cond_destroy(&s->idle_cv);
+	pthread_cond_destroy(&s->sched_cv);
 	pthread_mutex_destroy(&s->flock);
 	pthread_cond_destroy(&s->fcv);
 	pthread_mutex_destroy(&s->slock);

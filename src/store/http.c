@@ -47,6 +47,7 @@ struct http_pool {
 	long connect_timeout_ms;
 	int max_retries;
 	int retry_base_ms;
+	const volatile int *cancel; /* see store_opts */
 };
 
 /* Per-attempt transfer state handed to the libcurl callbacks. */
@@ -99,6 +100,7 @@ int http_pool_new(const struct store_opts *o, struct http_pool **out)
 	else
 		p->max_retries = o && o->max_retries > 0 ? o->max_retries : HTTP_DEFAULT_RETRIES;
 	p->retry_base_ms = o && o->retry_base_ms > 0 ? o->retry_base_ms : HTTP_DEFAULT_BASE_MS;
+	p->cancel = o ? o->cancel : NULL;
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&p->share_locks[i], NULL);
 	pthread_mutex_init(&p->lock, NULL);
@@ -234,6 +236,22 @@ static int on_seek(void *arg, curl_off_t off, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+static int cancelled(const struct http_pool *p)
+{
+	return p->cancel && *p->cancel;
+}
+
+/* Aborts a transfer in flight once the owner cancels (shutdown). */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return cancelled(arg);
+}
+
 static int setup_handle(struct http_pool *p, CURL *h, struct http_xfer *x,
 			struct curl_slist *hdrs)
 {
@@ -253,6 +271,11 @@ static int setup_handle(struct http_pool *p, CURL *h, struct http_xfer *x,
 	SET(CURLOPT_CONNECTTIMEOUT_MS, p->connect_timeout_ms);
 	SET(CURLOPT_MAXCONNECTS, (long)p->max_conns);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	if (p->cancel) {
+		SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+		SET(CURLOPT_XFERINFODATA, p);
+		SET(CURLOPT_NOPROGRESS, 0L);
+	}
 	/* Tuning only: a libcurl that refuses it (seen after a failed DNS
 	 * lookup on a reused handle) must not turn a request into -EINVAL. */
 	(void)curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)HTTP_IO_BUFFER);
@@ -398,6 +421,11 @@ int http_request(struct http_pool *p, const struct http_request *req,
 		/* Drop the header list before the handle forgets it. */
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 		curl_slist_free_all(hdrs);
+		if (cancelled(p)) {
+			rc = -ECANCELED;
+			snprintf(resp->error, sizeof(resp->error), "cancelled (shutting down)");
+			break;
+		}
 		if (!transient || attempt >= p->max_retries)
 			break;
 		backoff(p, attempt);

@@ -157,18 +157,29 @@ sync_cli()
 	fi
 }
 
-# sync_drop_caches: drop the kernel's page cache, so that reads of evicted
-# files reach the mount instead of being served from pages cached when the
-# file was written (needs root; otherwise a note, once).
+# sync_drop_caches [DIR]: drop the kernel's cached pages of every file
+# below DIR (default $MNT) with posix_fadvise(DONTNEED), so that reads of
+# evicted files reach the mount instead of being served from pages cached
+# when the file was written. Only these files: the machine's page cache is
+# left alone (other tests and benchmarks may be running).
 sync_drop_caches()
 {
+	local dir=${1:-$MNT}
 	sync
-	if [ -w /proc/sys/vm/drop_caches ]; then
-		echo 3 >/proc/sys/vm/drop_caches
-	elif [ -z "${SYNC_DROP_NOTED:-}" ]; then
-		note "cannot drop the page cache (not root): reads of evicted files may come from it"
-		SYNC_DROP_NOTED=1
-	fi
+	find "$dir" -type f -print0 2>/dev/null | python3 -c '
+import os, sys
+for p in sys.stdin.buffer.read().split(b"\0"):
+    if not p:
+        continue
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        continue
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    os.close(fd)'
 }
 
 # sync_du DIR: KiB used below DIR.
