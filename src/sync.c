@@ -1854,6 +1854,7 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	if (meta_config_get(s->meta, "volume_id", &url) == 0)
 		snprintf(s->pub.volume_id, sizeof(s->pub.volume_id), "%s", url);
 	hunlock(s);
+	free(url);
 	*out = s;
 	return 0;
 fail:
