@@ -80,7 +80,7 @@ static double run_phase(struct bench *b, int threads, int get)
 int main(int argc, char **argv)
 {
 	uint64_t total = 1ull << 30, object = 4ull << 20;
-	int threads = 16, keep = 0;
+	int threads = 16, keep = 0, rc = 0;
 	const char *url = NULL, *prefix = "bench/";
 	struct bench b = { 0 };
 	struct store_opts opts = { 0 };
@@ -119,8 +119,10 @@ int main(int argc, char **argv)
 	b.object = object;
 	b.nobjects = (unsigned)((total + object - 1) / object);
 	b.data = malloc((size_t)object + b.nobjects);
-	if (!b.data)
-		return 1;
+	if (!b.data) {
+		rc = 1;
+		goto out;
+	}
 	for (uint64_t i = 0, x = 88172645463325252ull; i < object + b.nobjects; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -129,12 +131,16 @@ int main(int argc, char **argv)
 	}
 	total = object * b.nobjects;
 	secs = run_phase(&b, threads, 0);
-	if (b.failed)
-		return 1;
+	if (b.failed) {
+		rc = 1;
+		goto out;
+	}
 	printf("put %llu %.3f %.1f\n", (unsigned long long)total, secs, total / secs / 1e6);
 	secs = run_phase(&b, threads, 1);
-	if (b.failed)
-		return 1;
+	if (b.failed) {
+		rc = 1;
+		goto out;
+	}
 	printf("get %llu %.3f %.1f\n", (unsigned long long)total, secs, total / secs / 1e6);
 	if (!keep) {
 		for (unsigned i = 0; i < b.nobjects; i++) {
@@ -144,9 +150,10 @@ int main(int argc, char **argv)
 			store_del(b.s, key);
 		}
 	}
+out:
 	store_close(b.s);
 	free(b.data);
-	return 0;
+	return rc;
 usage:
 	fprintf(stderr, "usage: store_bench [--total SIZE] [--object SIZE] [--threads N] "
 			"[--prefix P] [--keep] URL\n");
