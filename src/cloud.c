@@ -1119,7 +1119,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	last = chunk_at(h, end - 1);
 	if (cl->o.readahead > 0) {
 		pthread_mutex_lock(&h->lock);
-		if (start == h->next_off) {
+		/* The kernel's readahead sends several reads at once and threads
+		 * serve them in any order: near the last end counts as sequential. */
+		if (start + (4u << 20) >= h->next_off && start <= h->next_off + (4u << 20)) {
 			ra_from = last + 1 > h->ra_next ? last + 1 : h->ra_next;
 			ra_to = last + 1 + (size_t)cl->o.readahead;
 			if (ra_to > h->m.n)
@@ -1127,7 +1129,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 			if (ra_to > ra_from)
 				h->ra_next = ra_to;
 		}
-		h->next_off = end;
+		if (end > h->next_off || start + (4u << 20) < h->next_off)
+			h->next_off = end;
 		pthread_mutex_unlock(&h->lock);
 		for (size_t k = ra_from; k < ra_to; k++)
 			ra_schedule(cl, h->m.c[k].name, h->m.c[k].len);
