@@ -51,9 +51,10 @@ struct store_opts {
 	int max_retries;          /* transient retries; 0: default 5, -1: none */
 	int retry_base_ms;        /* first backoff; 0: default 100 */
 	int max_connections;      /* connection pool size; 0: default 16 */
-	/* When *cancel becomes non-zero, transfers in flight are aborted and
-	 * calls return -ECANCELED at once, without retrying (shutdown). */
-	const volatile int *cancel;
+	/* When *cancel becomes non-zero (stored atomically), transfers in
+	 * flight are aborted and calls return -ECANCELED at once, without
+	 * retrying (shutdown). */
+	const int *cancel;
 };
 
 /* Called once per key found by store_list(); return non-zero to stop. */

@@ -88,7 +88,7 @@ struct sync {
 	int nactive;
 	int stop; /* protected by qlock */
 	int refilling, worked; /* protected by qlock */
-	volatile int cancel;   /* set at close: store transfers abort */
+	int cancel;            /* set at close (atomically): store transfers abort */
 
 	pthread_mutex_t flock;
 	pthread_cond_t fcv;
@@ -1464,7 +1464,13 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 			if (!r)
 				r = sync_ensure_local(s, inos[k], 0, f.size);
 		} else if (!strcmp(kind, "evict")) {
+			/* the kernel releases a closed file asynchronously: give a
+			 * file that was just closed (or just uploaded) a moment */
 			r = sync_evict_file(s, inos[k]);
+			for (int tries = 0; r == -EAGAIN && tries < 20; tries++) {
+				usleep(100000);
+				r = sync_evict_file(s, inos[k]);
+			}
 			if (r == -EPERM && n > 1)
 				r = 0; /* a directory: evict what may be evicted */
 		} else {
@@ -1886,7 +1892,7 @@ void sync_close(struct sync *s)
 		return;
 	pthread_mutex_lock(&s->qlock);
 	s->stop = 1;
-	s->cancel = 1; /* uploads in flight give up; they stay queued */
+	__atomic_store_n(&s->cancel, 1, __ATOMIC_RELAXED); /* uploads in flight give up; they stay queued */
 	pthread_cond_broadcast(&s->qcv);
 	pthread_cond_broadcast(&s->sched_cv);
 	pthread_mutex_unlock(&s->qlock);

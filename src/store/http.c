@@ -47,7 +47,7 @@ struct http_pool {
 	long connect_timeout_ms;
 	int max_retries;
 	int retry_base_ms;
-	const volatile int *cancel; /* see store_opts */
+	const int *cancel; /* see store_opts; read atomically */
 };
 
 /* Per-attempt transfer state handed to the libcurl callbacks. */
@@ -238,7 +238,7 @@ static int on_seek(void *arg, curl_off_t off, int origin)
 
 static int cancelled(const struct http_pool *p)
 {
-	return p->cancel && *p->cancel;
+	return p->cancel && __atomic_load_n(p->cancel, __ATOMIC_RELAXED);
 }
 
 /* Aborts a transfer in flight once the owner cancels (shutdown). */
