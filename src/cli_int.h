@@ -32,6 +32,9 @@ void target_close(struct target *t);
  */
 int vpath_of(const struct target *t, const char *path, int have_volopt, char *out, size_t len);
 
+/* The first line of a small file (a passphrase file), caller frees. 0 or -errno. */
+int cli_read_line_file(const char *path, char **out);
+
 /* A JSON string literal. */
 void json_str(FILE *f, const char *s);
 

@@ -154,22 +154,6 @@ static int serve(void *arg, int pipefd)
 	return cli_daemon_done(&d, rc, err);
 }
 
-static int read_line_file(const char *path, char **out)
-{
-	FILE *f = fopen(path, "r");
-	char buf[1024];
-	size_t n;
-
-	if (!f)
-		return -errno;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	*out = strdup(buf);
-	return *out ? 0 : -ENOMEM;
-}
-
 int cloud_mount_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -200,7 +184,7 @@ int cloud_mount_main(int argc, char **argv)
 		case 'p':
 			free(a.pass);
 			a.pass = NULL;
-			if ((ret = read_line_file(optarg, &a.pass))) {
+			if ((ret = cli_read_line_file(optarg, &a.pass))) {
 				tfs_error("cannot read passphrase file '%s': %s", optarg, strerror(-ret));
 				return 1;
 			}

@@ -29,7 +29,8 @@
 #include "log.h"
 #include "volume.h"
 
-static int read_passphrase_file(const char *path, char **out)
+/* First line of a small file (a passphrase file), without its newline. */
+int cli_read_line_file(const char *path, char **out)
 {
 	FILE *f = fopen(path, "r");
 	char buf[1024];
@@ -78,7 +79,7 @@ int cmd_format(int argc, char **argv)
 			o.store_url = optarg;
 			break;
 		case 'p':
-			rc = read_passphrase_file(optarg, &pass);
+			rc = cli_read_line_file(optarg, &pass);
 			if (rc) {
 				tfs_error("cannot read passphrase file '%s': %s", optarg, strerror(-rc));
 				return 1;

@@ -317,6 +317,32 @@ static ssize_t get_tag(void *arg, const char *name, void *buf, size_t size)
 	return n;
 }
 
+/* What the engine needs to know of xc->ino (all but its path). */
+static int load_facts(struct meta *m, struct xattr_ctx *xc, struct policy_file *f, uint32_t *mode_out)
+{
+	sqlite3_stmt *s = meta_stmt(m, SQL_FACTS);
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)xc->ino);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return -ENOENT;
+	}
+	*mode_out = (uint32_t)sqlite3_column_int64(s, 0);
+	memset(f, 0, sizeof(*f));
+	f->uid = (uint32_t)sqlite3_column_int64(s, 1);
+	f->gid = (uint32_t)sqlite3_column_int64(s, 2);
+	f->size = (uint64_t)sqlite3_column_int64(s, 3);
+	f->atime = sqlite3_column_int64(s, 4);
+	f->mtime = sqlite3_column_int64(s, 5);
+	f->pin = (enum policy_pin)sqlite3_column_int64(s, 8);
+	f->getxattr = get_tag;
+	f->getxattr_arg = xc;
+	sqlite3_reset(s);
+	return 0;
+}
+
 /* Rank for "most private": private first, then what is uploaded least. */
 static int privacy_rank(const struct policy_result *r)
 {
@@ -359,7 +385,7 @@ int placement_get(struct meta *m, uint64_t ino, struct placement_info *out)
 static int evaluate(struct meta *m, const struct policy_set *ps, uint64_t ino, int64_t now,
 		    struct policy_result *best_out, struct placement_info *stored)
 {
-	sqlite3_stmt *s = meta_stmt(m, SQL_FACTS), *names;
+	sqlite3_stmt *names;
 	struct xattr_ctx xc = { m, ino };
 	struct policy_file f;
 	struct tbuf path = TBUF_INIT;
@@ -369,26 +395,11 @@ static int evaluate(struct meta *m, const struct policy_set *ps, uint64_t ino, i
 	} *list = NULL;
 	size_t nlist = 0;
 	uint32_t mode;
-	int rc = 0, have = 0;
+	int rc, have = 0;
 
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return -ENOENT;
-	}
-	mode = (uint32_t)sqlite3_column_int64(s, 0);
-	memset(&f, 0, sizeof(f));
-	f.uid = (uint32_t)sqlite3_column_int64(s, 1);
-	f.gid = (uint32_t)sqlite3_column_int64(s, 2);
-	f.size = (uint64_t)sqlite3_column_int64(s, 3);
-	f.atime = sqlite3_column_int64(s, 4);
-	f.mtime = sqlite3_column_int64(s, 5);
-	f.pin = (enum policy_pin)sqlite3_column_int64(s, 8);
-	f.getxattr = get_tag;
-	f.getxattr_arg = &xc;
-	sqlite3_reset(s);
+	rc = load_facts(m, &xc, &f, &mode);
+	if (rc)
+		return rc;
 	if (stored)
 		placement_get(m, ino, stored);
 	if (!S_ISREG(mode) && !S_ISLNK(mode))
@@ -738,31 +749,14 @@ int placement_set_pin(struct meta *m, uint64_t ino, int pin)
 int placement_explain(struct meta *m, const struct policy_set *ps, uint64_t ino, int64_t now,
 		      FILE *out)
 {
-	sqlite3_stmt *s = meta_stmt(m, SQL_FACTS);
 	struct xattr_ctx xc = { m, ino };
 	struct policy_file f;
 	struct tbuf path = TBUF_INIT;
 	uint32_t mode;
-	int rc;
+	int rc = load_facts(m, &xc, &f, &mode);
 
-	if (!s)
-		return -EIO;
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return -ENOENT;
-	}
-	mode = (uint32_t)sqlite3_column_int64(s, 0);
-	memset(&f, 0, sizeof(f));
-	f.uid = (uint32_t)sqlite3_column_int64(s, 1);
-	f.gid = (uint32_t)sqlite3_column_int64(s, 2);
-	f.size = (uint64_t)sqlite3_column_int64(s, 3);
-	f.atime = sqlite3_column_int64(s, 4);
-	f.mtime = sqlite3_column_int64(s, 5);
-	f.pin = (enum policy_pin)sqlite3_column_int64(s, 8);
-	f.getxattr = get_tag;
-	f.getxattr_arg = &xc;
-	sqlite3_reset(s);
+	if (rc)
+		return rc;
 	rc = placement_path(m, ino, &path);
 	if (rc)
 		return rc;
