@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "fsck.h"
+#include "fuse_io.h"
 #include "log.h"
 #include "meta.h"
 #include "placement.h"
@@ -95,6 +96,7 @@ struct fs {
 	pthread_cond_t flusher_cv;
 	int stopping;
 	struct fuse_session *se;
+	struct fuse_io io;   /* transport; io.negotiated: we own killpriv */
 };
 
 static struct fs *req_fs(fuse_req_t req)
@@ -226,6 +228,58 @@ static int iwrite(struct fs *fs, struct inode *i)
 		i->dirty = 0;
 	}
 	return rc;
+}
+
+/* ---- killpriv ----
+ * With FUSE_HANDLE_KILLPRIV_V2 negotiated (fuse_io.h) the daemon clears
+ * setuid, and setgid with group execute, where the kernel would have: on a
+ * write, truncate or O_TRUNC open by an unprivileged caller, and on chown.
+ * libfuse 3.14 does not pass the kernel's per-request "kill" flags for write
+ * and open, so "unprivileged" is taken as "uid != 0" (the kernel's test is
+ * CAP_FSETID). With write-back caching the kernel only sends such writes
+ * through WRITE (not page write-back) for files that have the bits. */
+static int killpriv_wanted(struct fs *fs, fuse_req_t req, struct inode *i)
+{
+	uint32_t m = __atomic_load_n(&i->a.mode, __ATOMIC_RELAXED);
+
+	return fs->io.negotiated && S_ISREG(m) && (m & (S_ISUID | S_ISGID)) &&
+	       fuse_req_ctx(req)->uid != 0;
+}
+
+static uint32_t killpriv_bits(uint32_t mode)
+{
+	if (!S_ISREG(mode))
+		return 0;
+	return (mode & S_ISUID) | ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) ? S_ISGID : 0);
+}
+
+/* Clears the bits in memory only; returns them (0: nothing to clear). */
+static uint32_t killpriv_mode(struct inode *i)
+{
+	uint32_t kill = killpriv_bits(i->a.mode);
+
+	i->a.mode &= ~kill;
+	return kill;
+}
+
+/* Clears the bits of i; fs->lock held. Returns 1 when the mode changed, and
+ * the caller then tells the kernel (killpriv_notify) once unlocked. */
+static int killpriv_locked(struct fs *fs, struct inode *i, int64_t now)
+{
+	if (!killpriv_mode(i))
+		return 0;
+	i->a.ctime = now;
+	if (meta_begin(fs->meta) || iwrite(fs, i) || meta_commit(fs->meta, 0)) {
+		meta_rollback(fs->meta);
+		mark_dirty(fs, i); /* the flusher retries */
+	}
+	return 1;
+}
+
+/* The kernel keeps the mode it last saw; drop its copy of the attributes. */
+static void killpriv_notify(struct fs *fs, fuse_ino_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 }
 
 /* Re-evaluate an inode's placement inside the caller's transaction. */
@@ -440,9 +494,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Locks: the kernel's own flock and POSIX locks are exact for a single
 	 * host, which the home mount is. */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
-	/* The kernel clears setuid/setgid bits on write, truncate and chown
-	 * (sending us the mode change); libfuse 3.14 would not tell us when. */
+	/* Version 1 of killpriv is not wanted: libfuse 3.14 would not say when
+	 * a write asks for it. Version 2 is negotiated by fuse_io (see the
+	 * killpriv section); without it the kernel clears the bits itself. */
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
+	if (fs->io.want && fs->io.offered)
+		log_info("negotiating FUSE_HANDLE_KILLPRIV_V2: setuid/setgid clearing done here");
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 }
@@ -619,6 +676,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	if (to_set & FUSE_SET_ATTR_MODE)
 		i->a.mode = (i->a.mode & S_IFMT) | (attr->st_mode & 07777);
+	else if (fs->io.negotiated && S_ISREG(i->a.mode) &&
+		 (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		killpriv_mode(i); /* truncate by an unprivileged caller, or chown */
 	if (to_set & FUSE_SET_ATTR_UID)
 		i->a.uid = attr->st_uid;
 	if (to_set & FUSE_SET_ATTR_GID)
@@ -635,7 +695,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		i->a.ctime = ns_from_ts(&attr->st_ctim);
 	else
 		i->a.ctime = now;
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) {
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
+		      FUSE_SET_ATTR_KILL_SUID)) {
 		/* Ownership, permission and size changes are written at once. */
 		rc = meta_begin(fs->meta);
 		if (!rc)
@@ -886,7 +947,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h;
 	struct inode *i;
 	int64_t now = now_ns();
-	int fd, rc;
+	int fd, rc, killed = 0;
 
 	/* Open the data file read-write whatever the caller asked: with
 	 * write-back caching the kernel reads through write-only handles and
@@ -907,6 +968,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	i->nopen++;
+	if ((fi->flags & O_TRUNC) && killpriv_wanted(fs, req, i))
+		killed = killpriv_locked(fs, i, now);
 	if (fi->flags & O_TRUNC) {
 		i->a.size = 0;
 		i->a.mtime = i->a.ctime = now;
@@ -936,6 +999,8 @@ out:
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	if (killed)
+		killpriv_notify(fs, ino);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		pthread_mutex_lock(&fs->lock);
 		i->nopen--;
@@ -987,6 +1052,13 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
+	}
+	if (!fi->writepage && killpriv_wanted(fs, req, h->ino)) {
+		pthread_mutex_lock(&fs->lock);
+		rc = killpriv_locked(fs, h->ino, now_ns());
+		pthread_mutex_unlock(&fs->lock);
+		if (rc)
+			killpriv_notify(fs, ino);
 	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = h->fd;
@@ -1627,6 +1699,22 @@ out:
 	fuse_reply_err(req, -rc);
 }
 
+static ssize_t fs_io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	return fuse_io_read(&((struct fs *)userdata)->io, fd, buf, len);
+}
+
+static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	return fuse_io_writev(&((struct fs *)userdata)->io, fd, iov, count);
+}
+
+/* No splice callbacks: libfuse then calls splice(2) itself. */
+static const struct fuse_custom_io fs_io_ops = {
+	.read = fs_io_read,
+	.writev = fs_io_writev,
+};
+
 static const struct fuse_lowlevel_ops fs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -1966,6 +2054,12 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		goto out;
 	}
 	mounted = 1;
+	fs->io.want = 1;
+	if (fuse_session_custom_io(fs->se, &fs_io_ops, fuse_session_fd(fs->se))) {
+		snprintf(err, errlen, "cannot set up the FUSE transport");
+		rc = -EIO;
+		goto out;
+	}
 	if (pthread_create(&fs->flusher, NULL, flusher_main, fs) == 0)
 		flusher = 1;
 	if (fs->sync && sync_start(fs->sync))

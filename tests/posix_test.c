@@ -1540,6 +1540,89 @@ static int t_ownership_setgid(void)
 	return PASS;
 }
 
+/* What an unprivileged user does to setuid/setgid files: a write, a
+ * truncate and an O_TRUNC open each clear the bits (setgid only with group
+ * execute); a chmod in between makes them count again. */
+static int killpriv_child(void *arg)
+{
+	struct stat st;
+	int fd;
+
+	(void)arg;
+	OKV(fd, open("w", O_WRONLY));
+	OK(pwrite(fd, "abc", 3, 0));
+	OK(close(fd));
+	CHECK(stat("w", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 0777, "mode %o after a write by another user",
+	       st.st_mode & 07777);
+	OK(truncate("t", 1));
+	CHECK(stat("t", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 0777, "mode %o after truncate", st.st_mode & 07777);
+	OKV(fd, open("o", O_WRONLY | O_TRUNC));
+	OK(close(fd));
+	CHECK(stat("o", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 0777, "mode %o after O_TRUNC", st.st_mode & 07777);
+	/* setgid without group execute, written by a member of the group: it
+	 * stays (it marks mandatory locking, not a privilege). */
+	OKV(fd, open("g", O_WRONLY));
+	OK(pwrite(fd, "abc", 3, 0));
+	OK(close(fd));
+	CHECK(stat("g", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 02766, "mode %o after a write to setgid, no g+x",
+	       st.st_mode & 07777);
+	/* The same file, written once, then made setuid again by its owner (root
+	 * in the parent): the next write must still clear it. */
+	OKV(fd, open("again", O_WRONLY));
+	OK(pwrite(fd, "1", 1, 0));
+	OK(close(fd));
+	return PASS;
+}
+
+static int killpriv_again_child(void *arg)
+{
+	struct stat st;
+	int fd;
+
+	(void)arg;
+	OKV(fd, open("again", O_WRONLY));
+	OK(pwrite(fd, "2", 1, 1));
+	OK(close(fd));
+	CHECK(stat("again", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 0777, "mode %o after chmod u+s and a second write",
+	       st.st_mode & 07777);
+	return PASS;
+}
+
+static int t_killpriv(void)
+{
+	static const char *const names[] = { "w", "t", "o", "again" };
+	struct stat st;
+	int fd;
+
+	NEED_ROOT();
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		RUN(put(names[k], "data"));
+		OK(chmod(names[k], 06777));
+	}
+	RUN(put("g", "data"));
+	OK(chown("g", 0, NOBODY));
+	OK(chmod("g", 02766));
+	OK(chmod("again", 0777));
+	RUN(as_user(NOBODY, NOBODY, killpriv_child, NULL));
+	OK(chmod("again", 04777));
+	RUN(as_user(NOBODY, NOBODY, killpriv_again_child, NULL));
+	/* Root (CAP_FSETID) keeps the bits on write. */
+	RUN(put("r", "data"));
+	OK(chmod("r", 06755));
+	OKV(fd, open("r", O_WRONLY));
+	OK(pwrite(fd, "abc", 3, 0));
+	OK(fsync(fd));
+	OK(close(fd));
+	CHECK(stat("r", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 06755, "mode %o after a write by root", st.st_mode & 07777);
+	return PASS;
+}
+
 static int perm_child(void *arg)
 {
 	struct timespec ts[2] = { { 1, 0 }, { 2, 0 } };
@@ -2311,6 +2394,7 @@ static const struct tcase cases[] = {
 	{ "chmod_chown", t_chmod_chown, "chmod, chown, ctime" },
 	{ "utimens", t_utimens, "nanosecond times, UTIME_NOW/UTIME_OMIT, mtime updates" },
 	{ "ownership_setgid", t_ownership_setgid, "owners of new files, setgid directories" },
+	{ "killpriv", t_killpriv, "setuid/setgid cleared by unprivileged write, truncate, O_TRUNC" },
 	{ "permissions", t_permissions, "permission checks for an unprivileged user" },
 	{ "xattr", t_xattr, "user.* extended attributes" },
 	{ "statfs", t_statfs, "statfs/statvfs" },

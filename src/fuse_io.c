@@ -1,0 +1,46 @@
+/* fuse_io: see fuse_io.h. Kept apart from fs.c because it needs the kernel's
+ * <linux/fuse.h> wire structures, which libfuse's headers do not expose. */
+#include "fuse_io.h"
+
+#include <errno.h>
+#include <linux/fuse.h>
+#include <string.h>
+#include <unistd.h>
+
+ssize_t fuse_io_read(struct fuse_io *io, int fd, void *buf, size_t len)
+{
+	ssize_t n = read(fd, buf, len);
+
+	/* INIT is the first request of a connection; libfuse reads it with
+	 * read() (splice needs the negotiated protocol), so it passes here. */
+	if (n >= (ssize_t)(sizeof(struct fuse_in_header) + sizeof(struct fuse_init_in)) &&
+	    atomic_load(&io->init_unique) == 0) {
+		const struct fuse_in_header *h = buf;
+		const struct fuse_init_in *in = (const void *)(h + 1);
+
+		if (h->opcode == FUSE_INIT) {
+			atomic_store(&io->offered, (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
+			atomic_store(&io->init_unique, h->unique);
+		}
+	}
+	return n; /* libfuse wants -1 and errno, as from read(2) */
+}
+
+ssize_t fuse_io_writev(struct fuse_io *io, int fd, struct iovec *iov, int count)
+{
+	uint64_t init = atomic_load(&io->init_unique);
+
+	if (init && io->want && atomic_load(&io->offered) && !atomic_load(&io->negotiated) &&
+	    count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, max_background)) {
+		const struct fuse_out_header *oh = iov[0].iov_base;
+
+		if (oh->unique == init && oh->error == 0) {
+			struct fuse_init_out *out = iov[1].iov_base;
+
+			out->flags |= FUSE_HANDLE_KILLPRIV_V2;
+			atomic_store(&io->negotiated, 1);
+		}
+	}
+	return writev(fd, iov, count); /* -1 and errno, as libfuse wants */
+}

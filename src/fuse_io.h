@@ -1,0 +1,31 @@
+/* fuse_io: the /dev/fuse transport of the home mount, with one addition
+ * libfuse 3.14 cannot make: FUSE_HANDLE_KILLPRIV_V2.
+ *
+ * Without that flag the kernel asks the daemon for "security.capability"
+ * before every write() (FUSE never sets SB_NOSEC otherwise): one round trip
+ * per 4 KiB random write. libfuse learnt the flag in 3.16; with 3.14 we add
+ * it ourselves to the INIT reply when the kernel offered it, and the daemon
+ * then owns clearing setuid/setgid on write, truncate, chown and O_TRUNC
+ * (see fs.c, "killpriv"). Everything else is the plain read/writev libfuse
+ * would have done. */
+#ifndef TIERFS_FUSE_IO_H
+#define TIERFS_FUSE_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <stdatomic.h>
+
+struct fuse_io {
+	atomic_uint_fast64_t init_unique; /* unique of the kernel's INIT, 0 until seen */
+	atomic_int offered;               /* the kernel offered FUSE_HANDLE_KILLPRIV_V2 */
+	atomic_int negotiated;            /* our INIT reply carried it */
+	int want;                         /* set before mount: ask for it */
+};
+
+/* The bodies of struct fuse_custom_io's read and writev: they return what
+ * read(2) and writev(2) return (-1 with errno set), as libfuse expects. */
+ssize_t fuse_io_read(struct fuse_io *io, int fd, void *buf, size_t len);
+ssize_t fuse_io_writev(struct fuse_io *io, int fd, struct iovec *iov, int count);
+
+#endif
