@@ -131,6 +131,8 @@ static const char mount_usage[] =
 	"     entry_timeout=SECONDS  kernel name cache time (default 3600)\n"
 	"     writeback_cache / no_writeback_cache   kernel write-back caching (default on)\n"
 	"     threads=N              most request threads (default 16)\n"
+	"     readahead_kb=N         kernel read-ahead of the mount (default: that of\n"
+	"                            the disk holding the volume, 128 to 8192)\n"
 	"     log=FILE               daemon log file (default VOLUME/tierfs.log)\n"
 	"     sync_interval=SECONDS  sync engine tick (default 1)\n"
 	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
@@ -189,6 +191,10 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		}
 		if (!strcmp(o, "threads") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 256) {
 			ma->fs.max_threads = (unsigned)n;
+			continue;
+		}
+		if (!strcmp(o, "readahead_kb") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 65536) {
+			ma->fs.readahead_kb = (unsigned)n;
 			continue;
 		}
 		if (!strcmp(o, "sync_interval") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 3600) {

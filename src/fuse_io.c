@@ -29,18 +29,24 @@ ssize_t fuse_io_read(struct fuse_io *io, int fd, void *buf, size_t len)
 ssize_t fuse_io_writev(struct fuse_io *io, int fd, struct iovec *iov, int count)
 {
 	uint64_t init = atomic_load(&io->init_unique);
+	int is_init = 0;
+	ssize_t n;
 
-	if (init && io->want && atomic_load(&io->offered) && !atomic_load(&io->negotiated) &&
-	    count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
-	    iov[1].iov_len >= offsetof(struct fuse_init_out, max_background)) {
+	if (init && !atomic_load(&io->init_replied) && count >= 1 &&
+	    iov[0].iov_len == sizeof(struct fuse_out_header)) {
 		const struct fuse_out_header *oh = iov[0].iov_base;
 
-		if (oh->unique == init && oh->error == 0) {
+		is_init = oh->unique == init;
+		if (is_init && oh->error == 0 && io->want && atomic_load(&io->offered) && count >= 2 &&
+		    iov[1].iov_len >= offsetof(struct fuse_init_out, max_background)) {
 			struct fuse_init_out *out = iov[1].iov_base;
 
 			out->flags |= FUSE_HANDLE_KILLPRIV_V2;
 			atomic_store(&io->negotiated, 1);
 		}
 	}
-	return writev(fd, iov, count); /* -1 and errno, as libfuse wants */
+	n = writev(fd, iov, count); /* -1 and errno, as libfuse wants */
+	if (is_init && n >= 0)
+		atomic_store(&io->init_replied, 1);
+	return n;
 }

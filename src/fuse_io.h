@@ -20,6 +20,7 @@ struct fuse_io {
 	atomic_uint_fast64_t init_unique; /* unique of the kernel's INIT, 0 until seen */
 	atomic_int offered;               /* the kernel offered FUSE_HANDLE_KILLPRIV_V2 */
 	atomic_int negotiated;            /* our INIT reply carried it */
+	atomic_int init_replied;          /* the INIT reply has been written */
 	int want;                         /* set before mount: ask for it */
 };
 
