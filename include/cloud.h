@@ -40,6 +40,7 @@ struct cloud_opts {
 	int poll_s;               /* head poll interval (0: 30) */
 	int request_timeout_s;    /* bound on store waits for a read (0: 60) */
 	int readahead;            /* chunks fetched ahead of sequential reads (-1: none, 0: 4) */
+	unsigned readahead_kb;    /* kernel read-ahead of the mount (0: 8192 KiB) */
 	unsigned max_threads;     /* FUSE request threads (0: 16) */
 	int foreground;
 	int debug;

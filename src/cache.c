@@ -475,20 +475,6 @@ int cache_chunk_get(struct cache *c, const char *name, uint32_t len, unsigned fl
 		rc = c->fetch(c->fetch_arg, name, len, &b);
 		if (!rc && b.len != len)
 			rc = -EIO;
-		if (!rc) {
-			char key[SNAP_KEY_MAX];
-
-			chunk_key(name, key, sizeof(key));
-			store_file(c, key, b.data, b.len);
-			pthread_mutex_lock(&c->lock);
-			{
-				struct dent *d = dfind(c, key);
-
-				if (d)
-					d->verified = 1; /* fetch verified it */
-			}
-			pthread_mutex_unlock(&c->lock);
-		}
 	}
 
 	pthread_mutex_lock(&c->lock);
@@ -514,6 +500,20 @@ int cache_chunk_get(struct cache *c, const char *name, uint32_t len, unsigned fl
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
 	tbuf_release(&b);
+	if (!rc && !hit) {
+		/* Readers waiting for the chunk have it already; the cache file
+		 * is written after, from the memory copy that our reference
+		 * (the caller's, returned in *out) keeps alive. */
+		char key[SNAP_KEY_MAX];
+		struct dent *d;
+
+		chunk_key(name, key, sizeof(key));
+		store_file(c, key, m->data, m->pub.len);
+		pthread_mutex_lock(&c->lock);
+		if ((d = dfind(c, key)))
+			d->verified = 1; /* the fetch verified it */
+		pthread_mutex_unlock(&c->lock);
+	}
 	return rc;
 }
 

@@ -49,6 +49,7 @@
 
 #include "cache.h"
 #include "codec.h"
+#include "fuse_io.h"
 #include "keys.h"
 #include "log.h"
 #include "snapshot.h"
@@ -120,6 +121,7 @@ struct cloud {
 	struct store *st;
 	struct cache *cache;
 	struct fuse_session *se;
+	struct fuse_io io; /* transport: read-ahead (fuse_io.h) */
 	int64_t mounted_at;
 
 	pthread_mutex_t lock;
@@ -1351,6 +1353,21 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, NULL, 0);
 }
 
+static ssize_t cloud_io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	return fuse_io_read(&((struct cloud *)userdata)->io, fd, buf, len);
+}
+
+static ssize_t cloud_io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	return fuse_io_writev(&((struct cloud *)userdata)->io, fd, iov, count);
+}
+
+static const struct fuse_custom_io cloud_io_ops = {
+	.read = cloud_io_read,
+	.writev = cloud_io_writev,
+};
+
 static const struct fuse_lowlevel_ops cloud_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -1620,6 +1637,13 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 		goto out;
 	}
 	mounted = 1;
+	cl->io.mountpoint = mountpoint;
+	cl->io.readahead_kb = o->readahead_kb ? o->readahead_kb : 8192;
+	if (fuse_session_custom_io(cl->se, &cloud_io_ops, fuse_session_fd(cl->se))) {
+		snprintf(err, errlen, "cannot set up the FUSE transport");
+		rc = -EIO;
+		goto out;
+	}
 	if (pthread_create(&cl->poller, NULL, poll_main, cl) == 0)
 		poller = 1;
 	else

@@ -48,6 +48,7 @@ static const char cloud_usage[] =
 	"     request_timeout=SECONDS bound on waiting for the store or for home to\n"
 	"                             upload an on-demand file; then EIO (default 60)\n"
 	"     readahead=N             chunks fetched ahead of sequential reads (default 4, 0: off)\n"
+	"     readahead_kb=N          kernel read-ahead of the mount (default 8192)\n"
 	"     mem_cache=SIZE          chunks kept in memory (default 64M)\n"
 	"     threads=N               most request threads (default 16)\n"
 	"     log=FILE                daemon log (default CACHE/tierfs.log)\n";
@@ -93,6 +94,10 @@ static int parse_opts(char *opts, struct cloud_args *a)
 		}
 		if (!strcmp(o, "readahead") && end && !*end && n <= 64) {
 			a->o.readahead = n ? (int)n : -1;
+			continue;
+		}
+		if (!strcmp(o, "readahead_kb") && end && !*end && n > 0 && n <= 65536) {
+			a->o.readahead_kb = (unsigned)n;
 			continue;
 		}
 		if (!strcmp(o, "threads") && end && !*end && n > 0 && n <= 256) {

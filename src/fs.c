@@ -99,8 +99,6 @@ struct fs {
 	int stopping;
 	struct fuse_session *se;
 	struct fuse_io io;   /* transport; io.negotiated: we own killpriv */
-	const char *mountpoint;
-	atomic_int readahead_set;
 };
 
 static struct fs *req_fs(fuse_req_t req)
@@ -1703,71 +1701,26 @@ out:
 	fuse_reply_err(req, -rc);
 }
 
-/* The device number of the mount at mountpoint, from /proc/self/mountinfo
- * (the last entry for it: the newest mount). */
-static int mount_devno(const char *mountpoint, unsigned *maj, unsigned *min)
-{
-	char real[PATH_MAX], line[PATH_MAX * 2 + 256], mp[PATH_MAX + 1];
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	int found = 0;
-
-	if (!f || !realpath(mountpoint, real)) {
-		if (f)
-			fclose(f);
-		return -ENOENT;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		unsigned a, b;
-
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... (octal escapes in paths
-		 * are left as they are: such a mount point just gets no match) */
-		if (sscanf(line, "%*u %*u %u:%u %*s %4096s", &a, &b, mp) == 3 && !strcmp(mp, real)) {
-			*maj = a;
-			*min = b;
-			found = 1;
-		}
-	}
-	fclose(f);
-	return found ? 0 : -ENOENT;
-}
-
-/* The kernel gives a FUSE mount 128 KiB of read-ahead whatever the daemon
- * says; only the bdi's sysfs knob raises it. Sequential reads of the home
- * mount then keep pace with the disk below, whose own read-ahead (often
- * several MiB on virtual disks) is the default here. Best effort: without
- * root or sysfs the kernel's default stays. */
-static void set_readahead(struct fs *fs)
+/* The read-ahead the home mount asks for: -o readahead_kb, else that of
+ * the disk holding the volume (bounded to 128..8192 KiB). */
+static unsigned home_readahead_kb(struct fs *fs)
 {
 	struct stat dst;
-	unsigned kb = fs->opts.readahead_kb, maj, min;
+	unsigned kb = fs->opts.readahead_kb;
 	char path[96];
 	FILE *f;
 
-	/* Not stat(mountpoint): the mount answers nothing before INIT. */
-	if (mount_devno(fs->mountpoint, &maj, &min))
-		return;
-	if (!kb && !fstat(fs->datafd, &dst)) {
-		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/bdi/read_ahead_kb",
-			 major(dst.st_dev), minor(dst.st_dev));
-		f = fopen(path, "r");
-		if (f) {
-			if (fscanf(f, "%u", &kb) != 1)
-				kb = 0;
-			fclose(f);
-		}
-		kb = kb < 128 ? 128 : kb > 8192 ? 8192 : kb;
+	if (kb || fstat(fs->datafd, &dst))
+		return kb;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/bdi/read_ahead_kb", major(dst.st_dev),
+		 minor(dst.st_dev));
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%u", &kb) != 1)
+			kb = 0;
+		fclose(f);
 	}
-	if (!kb)
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
-	f = fopen(path, "w");
-	if (!f || fprintf(f, "%u\n", kb) < 0 || fclose(f)) {
-		if (f)
-			fclose(f);
-		log_info("cannot set the mount's read-ahead to %u KiB (%s)", kb, path);
-		return;
-	}
-	log_info("read-ahead %u KiB", kb);
+	return kb < 128 ? 128 : kb > 8192 ? 8192 : kb;
 }
 
 static ssize_t fs_io_read(int fd, void *buf, size_t len, void *userdata)
@@ -1777,14 +1730,7 @@ static ssize_t fs_io_read(int fd, void *buf, size_t len, void *userdata)
 
 static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
-	struct fs *fs = userdata;
-	ssize_t n = fuse_io_writev(&fs->io, fd, iov, count);
-
-	/* The kernel sets the mount's read-ahead from the INIT reply, so ours
-	 * goes in once that reply is out. */
-	if (atomic_load(&fs->io.init_replied) && !atomic_exchange(&fs->readahead_set, 1))
-		set_readahead(fs);
-	return n;
+	return fuse_io_writev(&((struct fs *)userdata)->io, fd, iov, count);
 }
 
 /* No splice callbacks: libfuse then calls splice(2) itself. */
@@ -2133,7 +2079,8 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	}
 	mounted = 1;
 	fs->io.want = 1;
-	fs->mountpoint = mountpoint;
+	fs->io.mountpoint = mountpoint;
+	fs->io.readahead_kb = home_readahead_kb(fs);
 	if (fuse_session_custom_io(fs->se, &fs_io_ops, fuse_session_fd(fs->se))) {
 		snprintf(err, errlen, "cannot set up the FUSE transport");
 		rc = -EIO;

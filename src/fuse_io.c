@@ -3,9 +3,64 @@
 #include "fuse_io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <linux/fuse.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "log.h"
+
+/* The device number of the mount at mountpoint, from /proc/self/mountinfo
+ * (the last entry for it: the newest mount). */
+static int mount_devno(const char *mountpoint, unsigned *maj, unsigned *min)
+{
+	char real[PATH_MAX], line[PATH_MAX * 2 + 256], mp[PATH_MAX + 1];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	int found = 0;
+
+	if (!f || !realpath(mountpoint, real)) {
+		if (f)
+			fclose(f);
+		return -ENOENT;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		unsigned a, b;
+
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... (octal escapes in paths
+		 * are left as they are: such a mount point just gets no match) */
+		if (sscanf(line, "%*u %*u %u:%u %*s %4096s", &a, &b, mp) == 3 && !strcmp(mp, real)) {
+			*maj = a;
+			*min = b;
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found ? 0 : -ENOENT;
+}
+
+/* Raise the mount's read-ahead (fuse_io.h, 1). */
+static void set_readahead(const char *mountpoint, unsigned kb)
+{
+	unsigned maj, min;
+	char path[96];
+	FILE *f;
+
+	/* Not stat(mountpoint): this runs in a request thread of the mount. */
+	if (mount_devno(mountpoint, &maj, &min))
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+	f = fopen(path, "w");
+	if (!f || fprintf(f, "%u\n", kb) < 0 || fclose(f)) {
+		if (f)
+			fclose(f);
+		log_info("cannot set the mount's read-ahead to %u KiB (%s)", kb, path);
+		return;
+	}
+	log_info("read-ahead %u KiB", kb);
+}
+
 
 ssize_t fuse_io_read(struct fuse_io *io, int fd, void *buf, size_t len)
 {
@@ -46,7 +101,13 @@ ssize_t fuse_io_writev(struct fuse_io *io, int fd, struct iovec *iov, int count)
 		}
 	}
 	n = writev(fd, iov, count); /* -1 and errno, as libfuse wants */
-	if (is_init && n >= 0)
+	if (is_init && n >= 0) {
+		int e = errno;
+
 		atomic_store(&io->init_replied, 1);
+		if (io->readahead_kb && io->mountpoint)
+			set_readahead(io->mountpoint, io->readahead_kb);
+		errno = e;
+	}
 	return n;
 }

@@ -1,5 +1,12 @@
-/* fuse_io: the /dev/fuse transport of the home mount, with one addition
- * libfuse 3.14 cannot make: FUSE_HANDLE_KILLPRIV_V2.
+/* fuse_io: the /dev/fuse transport of the home and cloud mounts, with two
+ * things libfuse 3.14 cannot do.
+ *
+ * 1. Read-ahead. The kernel gives a FUSE mount 128 KiB of read-ahead,
+ * lowered to what the INIT reply says; only the mount's bdi in sysfs raises
+ * it. Once the INIT reply is out, fuse_io writes readahead_kb there (root
+ * only; best effort, logged).
+ *
+ * 2. FUSE_HANDLE_KILLPRIV_V2 (home mount only, io->want).
  *
  * Without that flag the kernel asks the daemon for "security.capability"
  * before every write() (FUSE never sets SB_NOSEC otherwise): one round trip
@@ -22,6 +29,8 @@ struct fuse_io {
 	atomic_int negotiated;            /* our INIT reply carried it */
 	atomic_int init_replied;          /* the INIT reply has been written */
 	int want;                         /* set before mount: ask for it */
+	const char *mountpoint;           /* set before mount, for read-ahead */
+	unsigned readahead_kb;            /* set before mount; 0: kernel default */
 };
 
 /* The bodies of struct fuse_custom_io's read and writev: they return what
