@@ -238,7 +238,9 @@ static int iwrite(struct fs *fs, struct inode *i)
  * write, truncate or O_TRUNC open by an unprivileged caller, and on chown.
  * libfuse 3.14 does not pass the kernel's per-request "kill" flags for write
  * and open, so "unprivileged" is taken as "uid != 0" (the kernel's test is
- * CAP_FSETID). With write-back caching the kernel only sends such writes
+ * CAP_FSETID: a root without it, as in some containers, keeps the bits).
+ * fallocate and copy_file_range carry no flag at all; the kernel's own
+ * file_remove_privs() for them is left to us as well. With write-back caching the kernel only sends such writes
  * through WRITE (not page write-back) for files that have the bits. */
 static int killpriv_wanted(struct fs *fs, fuse_req_t req, struct inode *i)
 {
@@ -282,6 +284,21 @@ static int killpriv_locked(struct fs *fs, struct inode *i, int64_t now)
 static void killpriv_notify(struct fs *fs, fuse_ino_t ino)
 {
 	fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
+/* A data change by req's caller to i (write, fallocate, copy_file_range):
+ * the kernel's file_remove_privs(), which it leaves to us. */
+static void killpriv_on_write(struct fs *fs, fuse_req_t req, struct inode *i)
+{
+	int killed;
+
+	if (!killpriv_wanted(fs, req, i))
+		return;
+	pthread_mutex_lock(&fs->lock);
+	killed = killpriv_locked(fs, i, now_ns());
+	pthread_mutex_unlock(&fs->lock);
+	if (killed)
+		killpriv_notify(fs, i->ino);
 }
 
 /* Re-evaluate an inode's placement inside the caller's transaction. */
@@ -1055,13 +1072,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (!fi->writepage && killpriv_wanted(fs, req, h->ino)) {
-		pthread_mutex_lock(&fs->lock);
-		rc = killpriv_locked(fs, h->ino, now_ns());
-		pthread_mutex_unlock(&fs->lock);
-		if (rc)
-			killpriv_notify(fs, ino);
-	}
+	if (!fi->writepage)
+		killpriv_on_write(fs, req, h->ino);
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = h->fd;
 	out.buf[0].pos = off;
@@ -1139,6 +1151,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	killpriv_on_write(fs, req, h->ino);
 	if (fallocate(h->fd, mode, off, len)) {
 		fuse_reply_err(req, errno);
 		return;
@@ -1166,6 +1179,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	killpriv_on_write(fs, req, ho->ino);
 	n = copy_file_range(hi->fd, &off_in, ho->fd, &off_out, len, (unsigned)flags);
 	if (n < 0) {
 		fuse_reply_err(req, errno);
@@ -1712,9 +1726,15 @@ static unsigned home_readahead_kb(struct fs *fs)
 
 	if (kb || fstat(fs->datafd, &dst))
 		return kb;
+	/* a whole disk has bdi/, a partition's is its disk's: ../bdi/ */
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/bdi/read_ahead_kb", major(dst.st_dev),
 		 minor(dst.st_dev));
-	f = fopen(path, "r");
+	f = fopen(path, "re");
+	if (!f) {
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../bdi/read_ahead_kb",
+			 major(dst.st_dev), minor(dst.st_dev));
+		f = fopen(path, "re");
+	}
 	if (f) {
 		if (fscanf(f, "%u", &kb) != 1)
 			kb = 0;

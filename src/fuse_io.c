@@ -17,7 +17,7 @@
 static int mount_devno(const char *mountpoint, unsigned *maj, unsigned *min)
 {
 	char real[PATH_MAX], line[PATH_MAX * 2 + 256], mp[PATH_MAX + 1];
-	FILE *f = fopen("/proc/self/mountinfo", "r");
+	FILE *f = fopen("/proc/self/mountinfo", "re");
 	int found = 0;
 
 	if (!f || !realpath(mountpoint, real)) {
@@ -51,10 +51,15 @@ static void set_readahead(const char *mountpoint, unsigned kb)
 	if (mount_devno(mountpoint, &maj, &min))
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
-	f = fopen(path, "w");
-	if (!f || fprintf(f, "%u\n", kb) < 0 || fclose(f)) {
-		if (f)
-			fclose(f);
+	f = fopen(path, "we");
+	int ok = f != NULL;
+
+	if (f) {
+		ok = fprintf(f, "%u\n", kb) > 0;
+		if (fclose(f)) /* the write happens here */
+			ok = 0;
+	}
+	if (!ok) {
 		log_info("cannot set the mount's read-ahead to %u KiB (%s)", kb, path);
 		return;
 	}
@@ -68,7 +73,9 @@ ssize_t fuse_io_read(struct fuse_io *io, int fd, void *buf, size_t len)
 
 	/* INIT is the first request of a connection; libfuse reads it with
 	 * read() (splice needs the negotiated protocol), so it passes here. */
-	if (n >= (ssize_t)(sizeof(struct fuse_in_header) + sizeof(struct fuse_init_in)) &&
+	/* (kernels before 5.17 send a 16-byte fuse_init_in: flags is in it) */
+	if (n >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
+			   sizeof(uint32_t)) &&
 	    atomic_load(&io->init_unique) == 0) {
 		const struct fuse_in_header *h = buf;
 		const struct fuse_init_in *in = (const void *)(h + 1);

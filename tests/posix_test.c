@@ -1541,7 +1541,7 @@ static int t_ownership_setgid(void)
 }
 
 /* What an unprivileged user does to setuid/setgid files: a write, a
- * truncate and an O_TRUNC open each clear the bits (setgid only with group
+ * truncate, an O_TRUNC open, fallocate and copy_file_range each clear the bits (setgid only with group
  * execute); a chmod in between makes them count again. */
 static int killpriv_child(void *arg)
 {
@@ -1562,6 +1562,22 @@ static int killpriv_child(void *arg)
 	OK(close(fd));
 	CHECK(stat("o", &st) == 0);
 	CHECKF((st.st_mode & 07777) == 0777, "mode %o after O_TRUNC", st.st_mode & 07777);
+	OKV(fd, open("fa", O_WRONLY));
+	OK(fallocate(fd, 0, 0, 8192));
+	OK(close(fd));
+	CHECK(stat("fa", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 0777, "mode %o after fallocate", st.st_mode & 07777);
+	{
+		int src;
+
+		OKV(src, open("w", O_RDONLY));
+		OKV(fd, open("cr", O_WRONLY));
+		OK(copy_file_range(src, NULL, fd, NULL, 3, 0));
+		OK(close(fd));
+		OK(close(src));
+	}
+	CHECK(stat("cr", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 0777, "mode %o after copy_file_range", st.st_mode & 07777);
 	/* setgid without group execute, written by a member of the group: it
 	 * stays (it marks mandatory locking, not a privilege). */
 	OKV(fd, open("g", O_WRONLY));
@@ -1595,7 +1611,7 @@ static int killpriv_again_child(void *arg)
 
 static int t_killpriv(void)
 {
-	static const char *const names[] = { "w", "t", "o", "again" };
+	static const char *const names[] = { "w", "t", "o", "again", "fa", "cr" };
 	struct stat st;
 	int fd;
 
@@ -2394,7 +2410,7 @@ static const struct tcase cases[] = {
 	{ "chmod_chown", t_chmod_chown, "chmod, chown, ctime" },
 	{ "utimens", t_utimens, "nanosecond times, UTIME_NOW/UTIME_OMIT, mtime updates" },
 	{ "ownership_setgid", t_ownership_setgid, "owners of new files, setgid directories" },
-	{ "killpriv", t_killpriv, "setuid/setgid cleared by unprivileged write, truncate, O_TRUNC" },
+	{ "killpriv", t_killpriv, "setuid/setgid cleared by unprivileged writes of every kind" },
 	{ "permissions", t_permissions, "permission checks for an unprivileged user" },
 	{ "xattr", t_xattr, "user.* extended attributes" },
 	{ "statfs", t_statfs, "statfs/statvfs" },
