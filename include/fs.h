@@ -15,7 +15,6 @@ struct fs_opts {
 	int debug;
 	unsigned max_threads; /* 0: libfuse default */
 	unsigned readahead_kb; /* kernel read-ahead of the mount (0: the volume disk's) */
-	unsigned data_pool;    /* empty data files made ahead (datapool.h); 0: none */
 	const char *fuse_opts; /* extra -o options for libfuse, or NULL */
 	int sync_interval_s;   /* sync engine tick (0: 1 s) */
 	int recall_timeout_s;  /* bound on recalls of evicted data (0: 30 s) */

@@ -134,8 +134,6 @@ static const char mount_usage[] =
 	"     readahead_kb=N         kernel read-ahead of the mount (default: that of\n"
 	"                            the disk holding the volume, 128 to 8192)\n"
 	"     log=FILE               daemon log file (default VOLUME/tierfs.log)\n"
-	"     data_pool=N            empty data files made ahead for creates (default 256,\n"
-	"                            0: none)\n"
 	"     sync_interval=SECONDS  sync engine tick (default 1)\n"
 	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
 	"                            unreachable; then EIO (default 30)\n"
@@ -197,11 +195,6 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		}
 		if (!strcmp(o, "readahead_kb") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 65536) {
 			ma->fs.readahead_kb = (unsigned)n;
-			continue;
-		}
-		if (!strcmp(o, "data_pool") && v && v[strspn(v, "0123456789")] == '\0' && *v &&
-		    (n = strtoul(v, NULL, 10)) <= 65536) {
-			ma->fs.data_pool = (unsigned)n;
 			continue;
 		}
 		if (!strcmp(o, "sync_interval") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 3600) {

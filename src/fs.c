@@ -41,7 +41,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "datapool.h"
 #include "fsck.h"
 #include "fuse_io.h"
 #include "log.h"
@@ -100,7 +99,6 @@ struct fs {
 	int stopping;
 	struct fuse_session *se;
 	struct fuse_io io;   /* transport; io.negotiated: we own killpriv */
-	struct datapool *pool; /* empty data files for CREATE, or NULL */
 };
 
 static struct fs *req_fs(fuse_req_t req)
@@ -793,9 +791,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		char dname[VOLUME_DATA_NAME_MAX];
 
 		volume_data_name(a.ino, dname);
-		fd = datapool_take(fs->pool, dname); /* no inode allocation here */
-		if (fd < 0)
-			fd = openat(fs->datafd, dname, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		fd = openat(fs->datafd, dname, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -errno;
 	}
@@ -1991,7 +1987,6 @@ void fs_opts_default(struct fs_opts *o)
 	o->attr_timeout = 3600;
 	o->entry_timeout = 3600;
 	o->writeback_cache = 1;
-	o->data_pool = 256;
 }
 
 static int set_clean(struct meta *m, int clean)
@@ -2070,11 +2065,6 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	if (rc)
 		goto out;
 	fs->next_ino = meta_max_ino(fs->meta) + 1;
-	rc = datapool_start(fs->datafd, o->data_pool, &fs->pool);
-	if (rc) {
-		log_warn("no pool of data files in '%s': %s", vol->dir, strerror(-rc));
-		rc = 0;
-	}
 	fs->ncapxattr = meta_xattr_count_name(fs->meta, "security.capability");
 	rc = meta_inode_get(fs->meta, META_ROOT_INO, &root);
 	if (rc || !itab_add(fs, &root)) {
@@ -2157,8 +2147,6 @@ out:
 		fuse_session_destroy(fs->se);
 	}
 	fuse_loop_cfg_destroy(lc);
-	datapool_stop(fs->pool); /* no more creates */
-	fs->pool = NULL;
 	if (mounted) {
 		/* Write what is pending; forget every inode (deleting the
 		 * unlinked ones); mark the volume clean. */
