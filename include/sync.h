@@ -41,6 +41,10 @@ struct sync_host {
 	/* ino has (remote=1) or no longer has (0) chunks only in the store.
 	 * Called locked. */
 	void (*set_remote)(void *arg, uint64_t ino, int remote);
+	/* Write the host's pending attribute changes to the metadata store and
+	 * queue files whose data changed since they were last queued, so that
+	 * what a job reads there is current. Called locked; NULL: none. */
+	int (*flush)(void *arg);
 };
 
 struct sync_opts {

@@ -1966,6 +1966,11 @@ static uint64_t host_data_gen(void *arg, uint64_t ino)
 	return i ? i->gen : 0;
 }
 
+static int host_flush(void *arg)
+{
+	return flush_dirty(arg, 0);
+}
+
 static int host_busy(void *arg, uint64_t ino)
 {
 	struct inode *i = itab_find(arg, ino);
@@ -2030,7 +2035,7 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	 * marked in use: a refused mount leaves it as it was. */
 	{
 		struct sync_host h = { fs, host_lock, host_unlock, host_data_gen, host_busy,
-				       host_set_remote };
+				       host_set_remote, host_flush };
 		struct sync_opts so;
 		char serr[1024];
 

@@ -1430,6 +1430,13 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 		job_update(s, id, rc ? "failed" : "done", objs, bytes, rc ? err : NULL);
 		return rc;
 	}
+	/* Writes of the last second may not be in the metadata store yet: a
+	 * file written just before "sync --wait" must not look synced, nor one
+	 * written just before "evict" look unchanged. */
+	hlock(s);
+	if (s->h.flush && s->h.flush(s->h.arg))
+		log_warn("%s job: cannot write pending changes first", kind);
+	hunlock(s);
 	rc = files_under(s, arg, &inos, &n);
 	if (rc) {
 		snprintf(err, sizeof(err), "no file '%s' in the volume", arg ? arg : "/");

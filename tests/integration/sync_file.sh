@@ -225,6 +225,19 @@ timeout 60 "$TIERFS" sync --wait "$MNT/od/a" >"$T/out" 2>&1 || rc=$?
 note "sync --wait on an on-demand file: exit $rc, state '$(sync_state "$MNT/od/a")'"
 note "on-demand and private files stayed home"
 
+# 6b. 'sync --wait' right after a write (before the mount's once-a-second
+#     flush of sizes and times) uploads that write: the file is synced
+#     when it returns and stays synced (e/ settles after 1 h, so nothing
+#     but the forced upload could make it so).
+sync_random "$MNT/e/fresh" 1
+sync_cli "sync --wait of e/fresh" "$TIERFS" sync --wait "$MNT/e/fresh"
+dd if=/dev/urandom of="$MNT/e/fresh" bs=64K count=1 conv=notrunc status=none
+sync_cli "sync --wait right after a write" "$TIERFS" sync --wait "$MNT/e/fresh"
+sleep 1.5
+s=$(sync_state "$MNT/e/fresh")
+[ "$s" = synced ] || tfs_problem "e/fresh is '$s' 1.5 s after 'sync --wait' returned (the last write was not uploaded)"
+note "sync --wait right after a write: state '$s' after the flush"
+
 # 7. A file rewritten while 'sync --wait' runs ends up synced with its
 #    final content.
 sync_random "$MNT/e/busy" 8
