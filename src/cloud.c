@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <stddef.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -115,13 +116,13 @@ struct ra_job {
 };
 
 struct cloud {
+	struct fuse_io io; /* first (fuse_io_attach): read-ahead */
 	struct cloud_opts o;
 	const char *mountpoint;
 	struct volkey key;
 	struct store *st;
 	struct cache *cache;
 	struct fuse_session *se;
-	struct fuse_io io; /* transport: read-ahead (fuse_io.h) */
 	int64_t mounted_at;
 
 	pthread_mutex_t lock;
@@ -149,6 +150,7 @@ struct cloud {
 	atomic_int pending;          /* opens waiting for home to upload */
 	atomic_ulong read_errors;
 };
+_Static_assert(offsetof(struct cloud, io) == 0, "fuse_io_attach: userdata starts with its fuse_io");
 
 static struct cloud *req_cl(fuse_req_t req)
 {
@@ -1353,21 +1355,6 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, NULL, 0);
 }
 
-static ssize_t cloud_io_read(int fd, void *buf, size_t len, void *userdata)
-{
-	return fuse_io_read(&((struct cloud *)userdata)->io, fd, buf, len);
-}
-
-static ssize_t cloud_io_writev(int fd, struct iovec *iov, int count, void *userdata)
-{
-	return fuse_io_writev(&((struct cloud *)userdata)->io, fd, iov, count);
-}
-
-static const struct fuse_custom_io cloud_io_ops = {
-	.read = cloud_io_read,
-	.writev = cloud_io_writev,
-};
-
 static const struct fuse_lowlevel_ops cloud_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -1639,7 +1626,7 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 	mounted = 1;
 	cl->io.mountpoint = mountpoint;
 	cl->io.readahead_kb = o->readahead_kb ? o->readahead_kb : 8192;
-	if (fuse_session_custom_io(cl->se, &cloud_io_ops, fuse_session_fd(cl->se))) {
+	if (fuse_io_attach(cl->se)) {
 		snprintf(err, errlen, "cannot set up the FUSE transport");
 		rc = -EIO;
 		goto out;

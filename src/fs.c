@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,7 @@ struct reap {
 };
 
 struct fs {
+	struct fuse_io io;   /* first (fuse_io_attach); io.negotiated: we own killpriv */
 	struct volume *vol;
 	struct meta *meta;
 	struct fs_opts opts;
@@ -98,8 +100,8 @@ struct fs {
 	pthread_cond_t flusher_cv;
 	int stopping;
 	struct fuse_session *se;
-	struct fuse_io io;   /* transport; io.negotiated: we own killpriv */
 };
+_Static_assert(offsetof(struct fs, io) == 0, "fuse_io_attach: userdata starts with its fuse_io");
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -987,9 +989,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	i->nopen++;
-	if ((fi->flags & O_TRUNC) && killpriv_wanted(fs, req, i))
-		killed = killpriv_locked(fs, i, now);
 	if (fi->flags & O_TRUNC) {
+		if (killpriv_wanted(fs, req, i))
+			killed = killpriv_locked(fs, i, now);
 		i->a.size = 0;
 		i->a.mtime = i->a.ctime = now;
 		i->gen++;
@@ -1743,22 +1745,6 @@ static unsigned home_readahead_kb(struct fs *fs)
 	return kb < 128 ? 128 : kb > 8192 ? 8192 : kb;
 }
 
-static ssize_t fs_io_read(int fd, void *buf, size_t len, void *userdata)
-{
-	return fuse_io_read(&((struct fs *)userdata)->io, fd, buf, len);
-}
-
-static ssize_t fs_io_writev(int fd, struct iovec *iov, int count, void *userdata)
-{
-	return fuse_io_writev(&((struct fs *)userdata)->io, fd, iov, count);
-}
-
-/* No splice callbacks: libfuse then calls splice(2) itself. */
-static const struct fuse_custom_io fs_io_ops = {
-	.read = fs_io_read,
-	.writev = fs_io_writev,
-};
-
 static const struct fuse_lowlevel_ops fs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
@@ -2106,7 +2092,7 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	fs->io.want = 1;
 	fs->io.mountpoint = mountpoint;
 	fs->io.readahead_kb = home_readahead_kb(fs);
-	if (fuse_session_custom_io(fs->se, &fs_io_ops, fuse_session_fd(fs->se))) {
+	if (fuse_io_attach(fs->se)) {
 		snprintf(err, errlen, "cannot set up the FUSE transport");
 		rc = -EIO;
 		goto out;

@@ -3,6 +3,7 @@
 #include "fuse_io.h"
 
 #include <errno.h>
+#include <fuse_lowlevel.h>
 #include <limits.h>
 #include <linux/fuse.h>
 #include <stdio.h>
@@ -67,8 +68,10 @@ static void set_readahead(const char *mountpoint, unsigned kb)
 }
 
 
-ssize_t fuse_io_read(struct fuse_io *io, int fd, void *buf, size_t len)
+/* read(2) with INIT noted; -1 and errno as libfuse expects. */
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
+	struct fuse_io *io = userdata;
 	ssize_t n = read(fd, buf, len);
 
 	/* INIT is the first request of a connection; libfuse reads it with
@@ -88,8 +91,10 @@ ssize_t fuse_io_read(struct fuse_io *io, int fd, void *buf, size_t len)
 	return n; /* libfuse wants -1 and errno, as from read(2) */
 }
 
-ssize_t fuse_io_writev(struct fuse_io *io, int fd, struct iovec *iov, int count)
+/* writev(2) with the INIT reply amended; -1 and errno as libfuse expects. */
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
+	struct fuse_io *io = userdata;
 	uint64_t init = atomic_load(&io->init_unique);
 	int is_init = 0;
 	ssize_t n;
@@ -117,4 +122,15 @@ ssize_t fuse_io_writev(struct fuse_io *io, int fd, struct iovec *iov, int count)
 		errno = e;
 	}
 	return n;
+}
+
+/* No splice callbacks: libfuse then calls splice(2) itself. */
+static const struct fuse_custom_io io_ops = {
+	.read = io_read,
+	.writev = io_writev,
+};
+
+int fuse_io_attach(struct fuse_session *se)
+{
+	return fuse_session_custom_io(se, &io_ops, fuse_session_fd(se)) ? -1 : 0;
 }

@@ -33,9 +33,12 @@ struct fuse_io {
 	unsigned readahead_kb;            /* set before mount; 0: kernel default */
 };
 
-/* The bodies of struct fuse_custom_io's read and writev: they return what
- * read(2) and writev(2) return (-1 with errno set), as libfuse expects. */
-ssize_t fuse_io_read(struct fuse_io *io, int fd, void *buf, size_t len);
-ssize_t fuse_io_writev(struct fuse_io *io, int fd, struct iovec *iov, int count);
+struct fuse_session;
+
+/* Run se over this transport; call after fuse_session_mount(). libfuse
+ * hands the callbacks the session's userdata, so that userdata must begin
+ * with its struct fuse_io, fields set (users static-assert the offset).
+ * 0 or -1. */
+int fuse_io_attach(struct fuse_session *se);
 
 #endif
