@@ -15,6 +15,7 @@ struct fs_opts {
 	int debug;
 	unsigned max_threads; /* 0: libfuse default */
 	unsigned readahead_kb; /* kernel read-ahead of the mount (0: the volume disk's) */
+	unsigned commit_ms;    /* group commit age limit in ms (0: every change commits) */
 	const char *fuse_opts; /* extra -o options for libfuse, or NULL */
 	int sync_interval_s;   /* sync engine tick (0: 1 s) */
 	int recall_timeout_s;  /* bound on recalls of evicted data (0: 30 s) */

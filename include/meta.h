@@ -52,10 +52,30 @@ enum meta_open_flags {
 int meta_open(const char *path, int flags, struct meta **out, char *err, size_t errlen);
 void meta_close(struct meta *m);
 
-/* Transactions. durable=1 makes the commit survive power loss (fsync). */
+/*
+ * Transactions. durable=1 makes the commit survive power loss (fsync).
+ * meta_commit() always commits, including an open batch (below).
+ */
 int meta_begin(struct meta *m);
 int meta_commit(struct meta *m, int durable);
 void meta_rollback(struct meta *m);
+
+/*
+ * Group commit (meta.c explains it). With meta_set_batch(max_ops > 1), an
+ * operation may end with meta_commit_batched(): its changes join an open
+ * transaction that commits after max_ops operations, on the next
+ * meta_commit() or on meta_batch_commit(). It returns 1 when it opened a
+ * new batch (the owner then arranges meta_batch_commit() within its age
+ * limit), 0 when the operation is in a batch or committed, <0 on error.
+ * on_lost runs (and logs) if an error rolls back a batch.
+ */
+#define META_BATCH_MIN_FREE (64ull << 20)
+void meta_set_batch(struct meta *m, unsigned max_ops, void (*on_lost)(void *arg, unsigned ops),
+		    void *arg);
+int meta_commit_batched(struct meta *m);
+int meta_batch_commit(struct meta *m);
+/* Nanoseconds since the open batch began, or -1 when none is open. */
+int64_t meta_batch_age_ns(struct meta *m);
 
 /* Inodes. */
 int meta_inode_get(struct meta *m, uint64_t ino, struct meta_attr *out);

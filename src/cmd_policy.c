@@ -10,6 +10,7 @@
  * directory or a mount point).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <mntent.h>
@@ -86,6 +87,22 @@ static int resolve_loose(const char *path, char *out)
 }
 
 /*
+ * The home mount commits names and attributes in groups (-o commit_ms): an
+ * fsync of its root directory commits what it holds, so this command reads
+ * every change made through the mount before it started. Errors are
+ * ignored: a dead or read-only mount has nothing pending.
+ */
+static void mount_barrier(const char *mnt)
+{
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+/*
  * Find the volume: from --volume (a volume directory or a tierfs mount
  * point), else from the first path, else from the current directory.
  */
@@ -114,6 +131,8 @@ int target_open(struct target *t, const char *volopt, const char *path, int read
 			return -1;
 		}
 	}
+	if (t->mnt[0])
+		mount_barrier(t->mnt);
 	rc = volume_open(t->vol, readonly ? VOL_READONLY : 0, &t->v, err, sizeof(err));
 	if (rc) {
 		tfs_error("%s", err);
@@ -129,6 +148,8 @@ int target_open(struct target *t, const char *volopt, const char *path, int read
 				snprintf(t->mnt, sizeof(t->mnt), "%s", e->mnt_dir);
 		if (f)
 			endmntent(f);
+		if (t->mnt[0])
+			mount_barrier(t->mnt);
 	}
 	return 0;
 }

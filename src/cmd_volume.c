@@ -133,6 +133,9 @@ static const char mount_usage[] =
 	"     threads=N              most request threads (default 16)\n"
 	"     readahead_kb=N         kernel read-ahead of the mount (default: that of\n"
 	"                            the disk holding the volume, 128 to 8192)\n"
+	"     commit_ms=N            group commit: names and attributes changed\n"
+	"                            without fsync reach the metadata store within N ms\n"
+	"                            (default 10; 0 commits each change at once)\n"
 	"     log=FILE               daemon log file (default VOLUME/tierfs.log)\n"
 	"     sync_interval=SECONDS  sync engine tick (default 1)\n"
 	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
@@ -196,6 +199,15 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		if (!strcmp(o, "readahead_kb") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 65536) {
 			ma->fs.readahead_kb = (unsigned)n;
 			continue;
+		}
+		if (!strcmp(o, "commit_ms") && v && *v) {
+			char *end;
+
+			n = strtoul(v, &end, 10);
+			if (!*end && n <= 1000) {
+				ma->fs.commit_ms = (unsigned)n;
+				continue;
+			}
 		}
 		if (!strcmp(o, "sync_interval") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 3600) {
 			ma->fs.sync_interval_s = (int)n;

@@ -99,6 +99,7 @@ struct fs {
 	pthread_t flusher;
 	pthread_cond_t flusher_cv;
 	int stopping;
+	int meta_lost;        /* a batch of metadata changes was lost; no clean unmount */
 	struct fuse_session *se;
 };
 _Static_assert(offsetof(struct fs, io) == 0, "fuse_io_attach: userdata starts with its fuse_io");
@@ -234,6 +235,22 @@ static int iwrite(struct fs *fs, struct inode *i)
 	return rc;
 }
 
+/*
+ * End a namespace or attribute change: it joins the group commit (meta.c),
+ * which the flusher commits within opts.commit_ms. Changes with effects
+ * outside SQLite use meta_commit() instead.
+ */
+static int commit_op(struct fs *fs)
+{
+	int rc = meta_commit_batched(fs->meta);
+
+	if (rc == 1) {
+		pthread_cond_signal(&fs->flusher_cv); /* a batch opened: time it */
+		rc = 0;
+	}
+	return rc;
+}
+
 /* ---- killpriv ----
  * With FUSE_HANDLE_KILLPRIV_V2 negotiated (fuse_io.h) the daemon clears
  * setuid, and setgid with group execute, where the kernel would have: on a
@@ -275,7 +292,7 @@ static int killpriv_locked(struct fs *fs, struct inode *i, int64_t now)
 	if (!killpriv_mode(i))
 		return 0;
 	i->a.ctime = now;
-	if (meta_begin(fs->meta) || iwrite(fs, i) || meta_commit(fs->meta, 0)) {
+	if (meta_begin(fs->meta) || iwrite(fs, i) || commit_op(fs)) {
 		meta_rollback(fs->meta);
 		mark_dirty(fs, i); /* the flusher retries */
 	}
@@ -416,7 +433,7 @@ static void iput_maybe(struct fs *fs, struct inode *i)
 		if (!rc)
 			rc = iwrite(fs, i);
 		if (!rc)
-			rc = meta_commit(fs->meta, 0);
+			rc = commit_op(fs);
 		else
 			meta_rollback(fs->meta);
 		if (rc) {
@@ -726,8 +743,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			rc = place(fs, ino); /* owner, group and size rules */
 		if (!rc && (to_set & FUSE_SET_ATTR_SIZE) && fs->sync)
 			rc = sync_note_change(fs->sync, ino, 1, i->a.size);
+		/* A truncation the sync engine must see commits at once: after a
+		 * crash it must not look synced with the old contents. */
 		if (!rc)
-			rc = meta_commit(fs->meta, 0);
+			rc = (to_set & FUSE_SET_ATTR_SIZE) && fs->sync ? meta_commit(fs->meta, 0)
+								       : commit_op(fs);
 		else
 			meta_rollback(fs->meta);
 	} else {
@@ -811,7 +831,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		rc = iwrite(fs, p);
 	}
 	if (!rc)
-		rc = meta_commit(fs->meta, 0);
+		rc = commit_op(fs);
 	else
 		meta_rollback(fs->meta);
 	if (rc) {
@@ -1231,7 +1251,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	if (!rc)
 		rc = place(fs, ino); /* as private as its most private name */
 	if (!rc)
-		rc = meta_commit(fs->meta, 0);
+		rc = commit_op(fs);
 	else
 		meta_rollback(fs->meta);
 	if (rc) {
@@ -1328,7 +1348,7 @@ static int do_remove_locked(struct fs *fs, fuse_ino_t parent, const char *name, 
 	if (!rc && v->a.nlink && !S_ISDIR(v->a.mode))
 		rc = place(fs, v->ino);
 	if (!rc)
-		rc = meta_commit(fs->meta, 0);
+		rc = commit_op(fs);
 	else
 		meta_rollback(fs->meta);
 	if (rc) {
@@ -1484,7 +1504,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	if (rc > 0)
 		rc = 0;
 	if (!rc)
-		rc = meta_commit(fs->meta, 0);
+		rc = commit_op(fs);
 	else
 		meta_rollback(fs->meta);
 	if (rc) {
@@ -1628,7 +1648,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	if (!rc)
 		rc = place(fs, ino); /* tag rules */
 	if (!rc)
-		rc = meta_commit(fs->meta, 0);
+		rc = commit_op(fs);
 	else
 		meta_rollback(fs->meta);
 	if (!rc && !strcmp(name, "security.capability"))
@@ -1709,7 +1729,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	if (!rc)
 		rc = place(fs, ino);
 	if (!rc)
-		rc = meta_commit(fs->meta, 0);
+		rc = commit_op(fs);
 	else
 		meta_rollback(fs->meta);
 out:
@@ -1905,18 +1925,36 @@ static void policy_tick(struct fs *fs)
 		log_error("age-based placement: %s", strerror(-rc));
 }
 
+/* The flusher commits open batches at their age limit and, once a second,
+ * writes dirty attributes, reaps unlinked inodes and runs the policy. */
 static void *flusher_main(void *arg)
 {
 	struct fs *fs = arg;
+	const int64_t batch_ns = (int64_t)fs->opts.commit_ms * 1000000;
+	int64_t next_tick = (int64_t)now_mono_ns() + 1000000000;
 
 	pthread_mutex_lock(&fs->lock);
 	while (!fs->stopping) {
+		int64_t age = meta_batch_age_ns(fs->meta);
+		int64_t now = (int64_t)now_mono_ns();
+		int64_t wake = next_tick;
 		struct timespec ts;
 		int rc;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&fs->flusher_cv, &fs->lock, &ts);
+		if (age >= batch_ns) {
+			if (meta_batch_commit(fs->meta))
+				log_error("cannot commit metadata changes");
+			age = -1;
+		}
+		if (age >= 0 && now + (batch_ns - age) < wake)
+			wake = now + (batch_ns - age);
+		if (now < wake) {
+			ts.tv_sec = wake / 1000000000;
+			ts.tv_nsec = wake % 1000000000;
+			pthread_cond_timedwait(&fs->flusher_cv, &fs->lock, &ts);
+			continue;
+		}
+		next_tick = now + 1000000000;
 		rc = flush_dirty(fs, 0);
 		if (!rc)
 			rc = reap_inodes(fs);
@@ -1978,6 +2016,21 @@ void fs_opts_default(struct fs_opts *o)
 	o->attr_timeout = 3600;
 	o->entry_timeout = 3600;
 	o->writeback_cache = 1;
+	o->commit_ms = 10;
+}
+
+/* An I/O error rolled back a batch the kernel was told had happened: the
+ * mount's view and the store now differ. Stop serving, as after a crash;
+ * the next mount recovers from what was committed. */
+static void batch_lost(void *arg, unsigned ops)
+{
+	struct fs *fs = arg;
+
+	log_error("stopping the mount: %u acknowledged changes were lost with the metadata write;"
+		  " remount to recover", ops);
+	fs->meta_lost = 1;
+	if (fs->se)
+		fuse_session_exit(fs->se);
 }
 
 static int set_clean(struct meta *m, int clean)
@@ -2010,7 +2063,14 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	fs->opts = *o;
 	fs->datafd = vol->datafd;
 	pthread_mutex_init(&fs->lock, NULL);
-	pthread_cond_init(&fs->flusher_cv, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&fs->flusher_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	fs->hsize = 4096;
 	fs->htab = calloc(fs->hsize, sizeof(*fs->htab));
 	if (!fs->htab) {
@@ -2056,6 +2116,8 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	if (rc)
 		goto out;
 	fs->next_ino = meta_max_ino(fs->meta) + 1;
+	if (o->commit_ms)
+		meta_set_batch(fs->meta, 256, batch_lost, fs);
 	fs->ncapxattr = meta_xattr_count_name(fs->meta, "security.capability");
 	rc = meta_inode_get(fs->meta, META_ROOT_INO, &root);
 	if (rc || !itab_add(fs, &root)) {
@@ -2163,6 +2225,8 @@ out:
 		if (!frc)
 			frc = reap_inodes(fs);
 		pthread_mutex_unlock(&fs->lock);
+		if (!frc && fs->meta_lost)
+			frc = -EIO;
 		if (!frc)
 			frc = set_clean(fs->meta, 1);
 		if (frc)
@@ -2177,6 +2241,7 @@ out:
 	policy_set_release(&fs->ps);
 	free(clean);
 	fuse_opt_free_args(&args);
+	meta_set_batch(fs->meta, 0, NULL, NULL);
 	pthread_cond_destroy(&fs->flusher_cv);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs);

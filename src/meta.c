@@ -5,6 +5,20 @@
  * The store runs in WAL mode with synchronous=NORMAL; meta_commit(durable)
  * upgrades one commit to a full WAL fsync when the application asked for
  * durability (fsync). All statements are prepared once at open.
+ *
+ * Group commit (meta_set_batch, used by the home mount): an operation that
+ * ends with meta_commit_batched() leaves its transaction open so that the
+ * next operations join it, each inside its own SAVEPOINT (a failed
+ * operation rolls back alone). The batch commits when it holds max_ops
+ * operations, when the owner calls meta_batch_commit() (its age limit),
+ * and on any plain meta_commit(): durable commits, and every writer whose
+ * effects outside SQLite (an unlinked data file, an upload) must not
+ * outlive a lost batch. A batch opens only while the store's file system
+ * has room (META_BATCH_MIN_FREE and the reserve file in place): SQLite rolls
+ * back a whole transaction whose COMMIT fails, so a batch must not meet a
+ * full disk. If a batch is lost anyway (an I/O error), the owner's
+ * on_lost callback runs: what the batch held was acknowledged but never
+ * made durable, the same as after a crash.
  */
 #include "meta.h"
 
@@ -15,13 +29,14 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "log.h"
 
 enum stmt_id {
-	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_INODE_GET, S_INODE_INS, S_INODE_UPD, S_INODE_DEL, S_XATTR_DEL_INO,
 	S_READLINK, S_LOOKUP, S_DENTRY_INS, S_DENTRY_DEL, S_DENTRY_SETINO,
 	S_DIR_EMPTY, S_READDIR, S_XATTR_GET, S_XATTR_INS, S_XATTR_UPD,
@@ -33,6 +48,9 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT op",
+	[S_RELEASE] = "RELEASE op",
+	[S_ROLLBACK_TO] = "ROLLBACK TO op",
 	[S_INODE_GET] = "SELECT mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,sync_state FROM inode WHERE ino=?1",
 	[S_INODE_INS] = "INSERT INTO inode(ino,mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,target)"
 			" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
@@ -158,6 +176,15 @@ struct meta {
 	int reserve_dirfd; /* directory of the reserve file, or -1 */
 	uint64_t next_cookie;
 	int in_tx;
+	int reserve_gone;     /* meta_release_reserve() ran; meta_reserve() restores */
+	/* group commit */
+	unsigned batch_max;   /* 0: every meta_commit_batched() commits */
+	int batch_open;       /* a transaction holding batch_ops operations is open */
+	int in_sp;            /* the current operation runs in SAVEPOINT op */
+	unsigned batch_ops;
+	int64_t batch_start;  /* CLOCK_MONOTONIC ns */
+	void (*on_lost)(void *arg, unsigned ops);
+	void *on_lost_arg;
 };
 
 static int sql_errno(int rc)
@@ -193,6 +220,7 @@ int meta_release_reserve(struct meta *m)
 {
 	if (m->reserve_dirfd < 0 || unlinkat(m->reserve_dirfd, META_RESERVE_NAME, 0))
 		return 0;
+	m->reserve_gone = 1;
 	log_warn("disk full: released the metadata reserve so metadata can still change");
 	return 1;
 }
@@ -318,6 +346,8 @@ void meta_close(struct meta *m)
 {
 	if (!m)
 		return;
+	if (meta_batch_commit(m))
+		log_error("metadata store: the last changes could not be committed at close");
 	for (int i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(m->st[i]);
 	for (int i = 0; i < m->ncache; i++)
@@ -346,9 +376,11 @@ int meta_reserve(struct meta *m, int dirfd, uint64_t bytes)
 	if (posix_fallocate(fd, 0, (off_t)bytes)) {
 		close(fd);
 		unlinkat(dirfd, META_RESERVE_NAME, 0);
+		m->reserve_gone = 1;
 		return -ENOSPC;
 	}
 	close(fd);
+	m->reserve_gone = 0;
 	return 0;
 }
 
@@ -378,10 +410,37 @@ struct sqlite3_stmt *meta_stmt(struct meta *m, const char *sql)
 	return s;
 }
 
+/* The batch's transaction ended without its COMMIT (an error rolled it back). */
+static void batch_lost(struct meta *m)
+{
+	unsigned ops = m->batch_ops;
+
+	m->batch_open = 0;
+	m->in_sp = 0;
+	m->in_tx = 0;
+	m->batch_ops = 0;
+	log_error("metadata store: a write error rolled back the last %u operations, which were"
+		  " not yet committed", ops);
+	if (m->on_lost)
+		m->on_lost(m->on_lost_arg, ops);
+}
+
 int meta_begin(struct meta *m)
 {
-	int rc = exec_stmt(m, stmt(m, S_BEGIN));
+	int rc;
 
+	/* SQLite rolls a transaction back by itself on some errors */
+	if (m->batch_open && sqlite3_get_autocommit(m->db))
+		batch_lost(m);
+	if (m->batch_open) {
+		rc = exec_stmt(m, stmt(m, S_SAVEPOINT));
+		if (!rc)
+			m->in_sp = 1;
+		else if (sqlite3_get_autocommit(m->db))
+			batch_lost(m);
+		return rc;
+	}
+	rc = exec_stmt(m, stmt(m, S_BEGIN));
 	if (!rc)
 		m->in_tx = 1;
 	return rc;
@@ -403,20 +462,126 @@ static int sync_wal(struct meta *m)
 	return wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) == SQLITE_OK ? 0 : -EIO;
 }
 
-int meta_commit(struct meta *m, int durable)
+/* End the current operation's savepoint, keeping its changes in the batch. */
+static int release_op(struct meta *m)
 {
-	int rc = exec_stmt(m, stmt(m, S_COMMIT));
+	int rc = exec_stmt(m, stmt(m, S_RELEASE));
 
 	if (rc) {
 		meta_rollback(m);
 		return rc;
 	}
+	m->in_sp = 0;
+	m->batch_ops++;
+	return 0;
+}
+
+static int commit_tx(struct meta *m)
+{
+	int was_batch = m->batch_open;
+	int rc = exec_stmt(m, stmt(m, S_COMMIT));
+
+	if (rc) {
+		/* SQLite rolls back on most COMMIT failures; give up the rest. */
+		if (sqlite3_get_autocommit(m->db) == 0)
+			exec_stmt(m, stmt(m, S_ROLLBACK));
+		if (was_batch)
+			batch_lost(m);
+		m->in_tx = 0;
+		m->in_sp = 0;
+		return rc;
+	}
 	m->in_tx = 0;
+	m->batch_open = 0;
+	m->batch_ops = 0;
+	return 0;
+}
+
+int meta_commit(struct meta *m, int durable)
+{
+	int rc;
+
+	if (m->in_sp) {
+		rc = release_op(m);
+		if (rc)
+			return rc;
+	}
+	rc = commit_tx(m);
+	if (rc)
+		return rc;
 	return durable ? sync_wal(m) : 0;
+}
+
+/* Room for a batch: the reserve is in place and the disk has some slack. */
+static int batch_room(struct meta *m)
+{
+	struct statvfs sv;
+
+	if (m->reserve_dirfd < 0 || m->reserve_gone || fstatvfs(m->reserve_dirfd, &sv))
+		return 0;
+	return (uint64_t)sv.f_bavail * sv.f_frsize >= META_BATCH_MIN_FREE;
+}
+
+int meta_commit_batched(struct meta *m)
+{
+	int rc;
+
+	if (m->in_sp) {
+		rc = release_op(m);
+		if (rc)
+			return rc;
+		return m->batch_ops >= m->batch_max ? commit_tx(m) : 0;
+	}
+	if (m->batch_max > 1 && m->in_tx && batch_room(m)) {
+		m->batch_open = 1;
+		m->batch_ops = 1;
+		m->batch_start = (int64_t)now_mono_ns();
+		return 1;
+	}
+	return meta_commit(m, 0);
+}
+
+int meta_batch_commit(struct meta *m)
+{
+	if (!m->batch_open || m->in_sp)
+		return 0;
+	return commit_tx(m);
+}
+
+int64_t meta_batch_age_ns(struct meta *m)
+{
+	return m->batch_open ? (int64_t)now_mono_ns() - m->batch_start : -1;
+}
+
+void meta_set_batch(struct meta *m, unsigned max_ops, void (*on_lost)(void *arg, unsigned ops),
+		    void *arg)
+{
+	m->batch_max = max_ops;
+	m->on_lost = on_lost;
+	m->on_lost_arg = arg;
 }
 
 void meta_rollback(struct meta *m)
 {
+	if (m->in_sp) {
+		m->in_sp = 0;
+		if (sqlite3_get_autocommit(m->db)) {
+			batch_lost(m);
+			return;
+		}
+		/* ROLLBACK TO keeps the savepoint open: release it too. */
+		if (exec_stmt(m, stmt(m, S_ROLLBACK_TO)) || exec_stmt(m, stmt(m, S_RELEASE))) {
+			exec_stmt(m, stmt(m, S_ROLLBACK));
+			batch_lost(m);
+		}
+		return;
+	}
+	if (m->batch_open) {
+		/* The failed operation never joined the batch (its SAVEPOINT failed). */
+		if (sqlite3_get_autocommit(m->db))
+			batch_lost(m);
+		return;
+	}
 	if (sqlite3_get_autocommit(m->db) == 0)
 		exec_stmt(m, stmt(m, S_ROLLBACK));
 	m->in_tx = 0;
