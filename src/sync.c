@@ -476,6 +476,8 @@ static int put_batch(struct sync *s, struct put_job *jobs, int n)
 	pthread_t th[PUT_BATCH];
 	int started[PUT_BATCH] = { 0 }, rc = 0;
 
+	if (n < 1 || n > PUT_BATCH)
+		return -EINVAL;
 	for (int k = 0; k < n; k++) {
 		jobs[k].s = s;
 		jobs[k].err[0] = '\0';
