@@ -10,7 +10,8 @@
 struct fs_opts {
 	double attr_timeout;  /* seconds the kernel may cache attributes */
 	double entry_timeout; /* seconds the kernel may cache names */
-	int writeback_cache;  /* kernel write-back caching (default on) */
+	int writeback_cache;  /* kernel write-back caching (default on, off with passthrough) */
+	int passthrough;      /* FUSE passthrough of local files' data (default on) */
 	int foreground;
 	int debug;
 	unsigned max_threads; /* 0: libfuse default */

@@ -1626,7 +1626,7 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 	mounted = 1;
 	cl->io.mountpoint = mountpoint;
 	cl->io.readahead_kb = o->readahead_kb ? o->readahead_kb : 8192;
-	if (fuse_io_attach(cl->se)) {
+	if (fuse_io_attach(cl->se, &cl->io)) {
 		snprintf(err, errlen, "cannot set up the FUSE transport");
 		rc = -EIO;
 		goto out;

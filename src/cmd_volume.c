@@ -129,7 +129,11 @@ static const char mount_usage[] =
 	"  -o OPTIONS       comma-separated mount options:\n"
 	"     attr_timeout=SECONDS   kernel attribute cache time (default 3600)\n"
 	"     entry_timeout=SECONDS  kernel name cache time (default 3600)\n"
-	"     writeback_cache / no_writeback_cache   kernel write-back caching (default on)\n"
+	"     passthrough / no_passthrough   the kernel reads and writes local files'\n"
+	"                            data files itself (FUSE passthrough, Linux 6.9+;\n"
+	"                            default on where the kernel offers it)\n"
+	"     writeback_cache / no_writeback_cache   kernel write-back caching (default on;\n"
+	"                            off while passthrough is in use)\n"
 	"     threads=N              most request threads (default 16)\n"
 	"     readahead_kb=N         kernel read-ahead of the mount (default: that of\n"
 	"                            the disk holding the volume, 128 to 8192)\n"
@@ -190,6 +194,14 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		}
 		if (!strcmp(o, "no_writeback_cache") && !v) {
 			ma->fs.writeback_cache = 0;
+			continue;
+		}
+		if (!strcmp(o, "passthrough") && !v) {
+			ma->fs.passthrough = 1;
+			continue;
+		}
+		if (!strcmp(o, "no_passthrough") && !v) {
+			ma->fs.passthrough = 0;
 			continue;
 		}
 		if (!strcmp(o, "threads") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 256) {

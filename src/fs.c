@@ -5,7 +5,9 @@
  * - Namespace and attributes live in SQLite (meta.c); the contents of a
  *   regular file live in one local sparse file per inode (volume.h), so a
  *   read or write is a pread/pwrite (or splice) on a local file descriptor
- *   kept in the FUSE file handle; no lock and no SQL on the data path.
+ *   kept in the FUSE file handle; no lock and no SQL on the data path. With
+ *   FUSE passthrough the kernel does those reads and writes itself (see
+ *   "passthrough").
  * - Inodes the kernel knows (lookup count > 0) or that are open are kept in
  *   an in-memory table with their current attributes. Size and times that
  *   change on the data path are updated in memory and written back to SQLite
@@ -62,12 +64,19 @@ struct inode {
 	uint64_t gen;       /* data generation: bumped by every change of data; fs->lock */
 	uint64_t queued_gen; /* gen last handed to the upload queue; fs->lock */
 	int remote;         /* some chunks only in the store (atomic reads on the data path) */
+	/* passthrough (see "passthrough"); all protected by fs->lock */
+	int npt;            /* open handles in passthrough mode */
+	int backing_id;     /* the kernel's id of the data file while npt > 0 */
+	int ptfd;           /* the data file, for attributes while npt > 0 */
+	uint64_t pt_size;   /* the data file's size and mtime when last looked at */
+	int64_t pt_mtime;
 	struct inode *hnext;
 	struct inode *dnext; /* dirty list */
 };
 
 struct handle {
 	int fd;
+	int pt;             /* opened in passthrough mode */
 	struct inode *ino;
 };
 
@@ -520,6 +529,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
 
+	/* Passthrough and write-back caching exclude each other (the kernel's
+	 * rule); passthrough serves data at the local disk's speed. */
+	if (fs->io.pt_want && atomic_load(&fs->io.pt_offered)) {
+		fs->opts.writeback_cache = 0;
+		log_info("passthrough: reads and writes of local files go to their data files in the kernel");
+	}
 	if (fs->opts.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
@@ -614,6 +629,91 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
+/* ---- passthrough ----
+ * With FUSE passthrough negotiated (fuse_io.h), an open of a local regular
+ * file asks the kernel to read, write and mmap its data file directly: the
+ * daemon sees no READ or WRITE for it. The kernel wants every open of one
+ * inode in the same mode, so an inode with passthrough handles gets more,
+ * and one with other handles gets none. Not in passthrough: files with
+ * chunks only in the store (reads recall them), and setuid or setgid-exec
+ * files (a write must clear the bits, which only the daemon does).
+ * What the daemon no longer sees, it reads off the data file (pt_refresh):
+ * at getattr, fsync, setattr and release, a new size or mtime of the data
+ * file becomes the file's, and a data change bumps gen like a WRITE, so the
+ * sync engine still queues the upload (it leaves open files alone). */
+static int pt_wanted(struct fs *fs, struct inode *i)
+{
+	if (!atomic_load(&fs->io.pt_negotiated) || !S_ISREG(i->a.mode))
+		return 0;
+	if (i->npt > 0)
+		return 1;
+	if (i->nopen > 0 || __atomic_load_n(&i->remote, __ATOMIC_ACQUIRE))
+		return 0;
+	return !((i->a.mode & S_ISUID) || ((i->a.mode & S_ISGID) && (i->a.mode & S_IXGRP)));
+}
+
+/* The data file changed under the kernel's passthrough: take its size and mtime. */
+static void pt_refresh(struct fs *fs, struct inode *i)
+{
+	struct stat st;
+	int64_t mt;
+
+	if (i->npt == 0 || fstat(i->ptfd, &st))
+		return;
+	mt = ns_from_ts(&st.st_mtim);
+	if ((uint64_t)st.st_size == i->pt_size && mt == i->pt_mtime)
+		return;
+	i->pt_size = (uint64_t)st.st_size;
+	i->pt_mtime = mt;
+	i->a.size = (uint64_t)st.st_size;
+	i->a.mtime = i->a.ctime = mt;
+	i->gen++;
+	mark_dirty(fs, i);
+}
+
+/* Open handle h of i in passthrough mode: the backing id for the reply, or 0. */
+static int pt_attach(struct fs *fs, struct inode *i, struct handle *h)
+{
+	struct stat st;
+
+	if (i->npt == 0) {
+		int id = fuse_io_backing_open(&fs->io, h->fd);
+
+		if (id <= 0) {
+			log_warn("passthrough for inode %llu refused: %s; serving it through the daemon",
+				 (unsigned long long)i->ino, strerror(id ? -id : EIO));
+			return 0;
+		}
+		i->ptfd = dup(h->fd);
+		if (i->ptfd < 0 || fstat(i->ptfd, &st)) {
+			if (i->ptfd >= 0)
+				close(i->ptfd);
+			fuse_io_backing_close(&fs->io, id);
+			return 0;
+		}
+		i->backing_id = id;
+		i->pt_size = (uint64_t)st.st_size;
+		i->pt_mtime = ns_from_ts(&st.st_mtim);
+	}
+	i->npt++;
+	h->pt = 1;
+	return i->backing_id;
+}
+
+static void pt_detach(struct fs *fs, struct inode *i, struct handle *h)
+{
+	if (!h->pt)
+		return;
+	pt_refresh(fs, i);
+	h->pt = 0;
+	if (--i->npt == 0) {
+		fuse_io_backing_close(&fs->io, i->backing_id);
+		close(i->ptfd);
+		i->backing_id = 0;
+		i->ptfd = -1;
+	}
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
@@ -623,8 +723,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	pthread_mutex_lock(&fs->lock);
 	rc = iget(fs, ino, &i);
-	if (!rc)
+	if (!rc) {
+		pt_refresh(fs, i);
 		fill_stat(fs, i, &st);
+	}
 	pthread_mutex_unlock(&fs->lock);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -673,6 +775,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	pthread_mutex_lock(&fs->lock);
 	rc = iget(fs, ino, &i);
+	if (!rc)
+		pt_refresh(fs, i);
 	if (!rc && (to_set & FUSE_SET_ATTR_SIZE) && S_ISREG(i->a.mode) && i->remote) {
 		/* The chunk holding the new end must be local before it is cut. */
 		uint64_t end = (uint64_t)attr->st_size;
@@ -928,6 +1032,7 @@ static struct handle *handle_new(struct inode *i, int fd)
 
 	if (h) {
 		h->fd = fd;
+		h->pt = 0;
 		h->ino = i;
 	}
 	return h;
@@ -946,7 +1051,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fuse_entry_param e;
 	struct handle *h = NULL;
 	struct inode *i;
-	int fd = -1;
+	int fd = -1, backing = 0;
 	int rc;
 
 	pthread_mutex_lock(&fs->lock);
@@ -960,6 +1065,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		rc = -ENOMEM;
 		goto out;
 	}
+	backing = pt_wanted(fs, i) ? pt_attach(fs, i, h) : 0;
 	i->nopen++;
 	i->nlookup++;
 	fill_entry(fs, i, &e);
@@ -971,8 +1077,10 @@ out:
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	fuse_io_passthrough_next(backing);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		pthread_mutex_lock(&fs->lock);
+		pt_detach(fs, i, h);
 		i->nopen--;
 		i->nlookup--;
 		close(h->fd);
@@ -988,7 +1096,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h;
 	struct inode *i;
 	int64_t now = now_ns();
-	int fd, rc, killed = 0;
+	int fd, rc, killed = 0, backing = 0;
 
 	/* Open the data file read-write whatever the caller asked: with
 	 * write-back caching the kernel reads through write-only handles and
@@ -1008,6 +1116,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -ENOMEM;
 		goto out;
 	}
+	backing = pt_wanted(fs, i) ? pt_attach(fs, i, h) : 0;
 	i->nopen++;
 	if (fi->flags & O_TRUNC) {
 		if (killpriv_wanted(fs, req, i))
@@ -1042,8 +1151,10 @@ out:
 	}
 	if (killed)
 		killpriv_notify(fs, ino);
+	fuse_io_passthrough_next(backing);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		pthread_mutex_lock(&fs->lock);
+		pt_detach(fs, i, h);
 		i->nopen--;
 		close(h->fd);
 		free(h);
@@ -1124,8 +1235,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs *fs = req_fs(req);
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
-	close(h->fd);
 	pthread_mutex_lock(&fs->lock);
+	pt_detach(fs, h->ino, h);
+	close(h->fd);
 	h->ino->nopen--;
 	iput_maybe(fs, h->ino);
 	pthread_mutex_unlock(&fs->lock);
@@ -1146,6 +1258,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	/* Size and times, and every namespace change before this one, become
 	 * durable with one synced WAL commit. */
 	pthread_mutex_lock(&fs->lock);
+	pt_refresh(fs, h->ino);
 	rc = flush_dirty(fs, 1);
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_err(req, -rc);
@@ -2016,6 +2129,7 @@ void fs_opts_default(struct fs_opts *o)
 	o->attr_timeout = 3600;
 	o->entry_timeout = 3600;
 	o->writeback_cache = 1;
+	o->passthrough = 1;
 	o->commit_ms = 10;
 }
 
@@ -2152,9 +2266,10 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	}
 	mounted = 1;
 	fs->io.want = 1;
+	fs->io.pt_want = o->passthrough;
 	fs->io.mountpoint = mountpoint;
 	fs->io.readahead_kb = home_readahead_kb(fs);
-	if (fuse_io_attach(fs->se)) {
+	if (fuse_io_attach(fs->se, &fs->io)) {
 		snprintf(err, errlen, "cannot set up the FUSE transport");
 		rc = -EIO;
 		goto out;

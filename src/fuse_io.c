@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -68,6 +69,60 @@ static void set_readahead(const char *mountpoint, unsigned kb)
 }
 
 
+/* The parts of the FUSE protocol newer than the system's <linux/fuse.h>
+ * (Debian 12 ships 6.1's; passthrough is 7.40, kernel 6.9). */
+#define TFS_INIT_EXT (1u << 30)               /* flags: flags2 is valid */
+#define TFS_PASSTHROUGH2 (1u << (37 - 32))    /* flags2: FUSE_PASSTHROUGH */
+#define TFS_FOPEN_KEEP_CACHE (1u << 1)
+#define TFS_FOPEN_PASSTHROUGH (1u << 7)
+struct tfs_init_in_head {   /* fuse_init_in up to flags2 */
+	uint32_t major, minor, max_readahead, flags, flags2;
+};
+struct tfs_init_out_head {  /* fuse_init_out up to max_stack_depth */
+	uint32_t major, minor, max_readahead, flags;
+	uint16_t max_background, congestion_threshold;
+	uint32_t max_write, time_gran;
+	uint16_t max_pages, map_alignment;
+	uint32_t flags2, max_stack_depth;
+};
+struct tfs_open_out {
+	uint64_t fh;
+	uint32_t open_flags;
+	int32_t backing_id;
+};
+struct tfs_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
+#define TFS_DEV_IOC_BACKING_OPEN _IOW(229, 1, struct tfs_backing_map)
+#define TFS_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+_Static_assert(offsetof(struct tfs_init_out_head, flags2) == 32, "fuse_init_out layout");
+_Static_assert(sizeof(struct tfs_open_out) == 16, "fuse_open_out layout");
+
+static __thread int next_backing; /* fuse_io_passthrough_next() */
+
+void fuse_io_passthrough_next(int id)
+{
+	next_backing = id;
+}
+
+int fuse_io_backing_open(struct fuse_io *io, int fd)
+{
+	struct tfs_backing_map map = { fd, 0, 0 };
+	int id = ioctl(io->devfd, TFS_DEV_IOC_BACKING_OPEN, &map);
+
+	return id < 0 ? -errno : id;
+}
+
+void fuse_io_backing_close(struct fuse_io *io, int id)
+{
+	uint32_t v = (uint32_t)id;
+
+	if (ioctl(io->devfd, TFS_DEV_IOC_BACKING_CLOSE, &v))
+		log_warn("cannot release passthrough backing file %d: %s", id, strerror(errno));
+}
+
 /* read(2) with INIT noted; -1 and errno as libfuse expects. */
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
@@ -84,6 +139,10 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 		const struct fuse_init_in *in = (const void *)(h + 1);
 
 		if (h->opcode == FUSE_INIT) {
+			const struct tfs_init_in_head *in2 = (const void *)(h + 1);
+
+			if (n >= (ssize_t)(sizeof(*h) + sizeof(*in2)) && (in2->flags & TFS_INIT_EXT))
+				atomic_store(&io->pt_offered, (in2->flags2 & TFS_PASSTHROUGH2) != 0);
 			atomic_store(&io->offered, (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
 			atomic_store(&io->init_unique, h->unique);
 		}
@@ -99,6 +158,21 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 	int is_init = 0;
 	ssize_t n;
 
+	if (next_backing) {
+		/* the OPEN or CREATE reply fuse_io_passthrough_next() asked for:
+		 * fuse_open_out ends the reply's argument */
+		if (count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header) &&
+		    ((const struct fuse_out_header *)iov[0].iov_base)->error == 0 &&
+		    iov[1].iov_len >= sizeof(struct tfs_open_out)) {
+			struct tfs_open_out *o = (void *)((char *)iov[1].iov_base + iov[1].iov_len -
+							  sizeof(struct tfs_open_out));
+
+			o->open_flags = (o->open_flags & ~TFS_FOPEN_KEEP_CACHE) | TFS_FOPEN_PASSTHROUGH;
+			o->backing_id = next_backing;
+		}
+		next_backing = 0;
+	}
+
 	if (init && !atomic_load(&io->init_replied) && count >= 1 &&
 	    iov[0].iov_len == sizeof(struct fuse_out_header)) {
 		const struct fuse_out_header *oh = iov[0].iov_base;
@@ -110,6 +184,17 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 			out->flags |= FUSE_HANDLE_KILLPRIV_V2;
 			atomic_store(&io->negotiated, 1);
+		}
+		if (is_init && oh->error == 0 && io->pt_want && atomic_load(&io->pt_offered) &&
+		    count >= 2 && iov[1].iov_len >= sizeof(struct tfs_init_out_head)) {
+			struct tfs_init_out_head *out = iov[1].iov_base;
+
+			if (!(out->flags & FUSE_WRITEBACK_CACHE)) {
+				out->flags |= TFS_INIT_EXT;
+				out->flags2 |= TFS_PASSTHROUGH2;
+				out->max_stack_depth = 1;
+				atomic_store(&io->pt_negotiated, 1);
+			}
 		}
 	}
 	n = writev(fd, iov, count); /* -1 and errno, as libfuse wants */
@@ -130,7 +215,8 @@ static const struct fuse_custom_io io_ops = {
 	.writev = io_writev,
 };
 
-int fuse_io_attach(struct fuse_session *se)
+int fuse_io_attach(struct fuse_session *se, struct fuse_io *io)
 {
+	io->devfd = fuse_session_fd(se);
 	return fuse_session_custom_io(se, &io_ops, fuse_session_fd(se)) ? -1 : 0;
 }

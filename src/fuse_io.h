@@ -13,8 +13,19 @@
  * per 4 KiB random write. libfuse learnt the flag in 3.16; with 3.14 we add
  * it ourselves to the INIT reply when the kernel offered it, and the daemon
  * then owns clearing setuid/setgid on write, truncate, chown and O_TRUNC
- * (see fs.c, "killpriv"). Everything else is the plain read/writev libfuse
- * would have done. */
+ * (see fs.c, "killpriv").
+ *
+ * 3. FUSE passthrough (kernel 6.9 and later, home mount only, io->pt_want).
+ *
+ * The kernel can serve read, write and mmap of a FUSE file from a local
+ * "backing" file without asking the daemon. libfuse learnt it in 3.17; with
+ * 3.14 we add FUSE_PASSTHROUGH to the INIT reply when the kernel offered it
+ * and write-back caching is off (the kernel refuses the two together), and
+ * patch FOPEN_PASSTHROUGH and the backing id into an OPEN or CREATE reply the
+ * daemon marked with fuse_io_passthrough_next() on the same thread. Backing
+ * ids come from fuse_io_backing_open() (an ioctl on /dev/fuse, root only).
+ *
+ * Everything else is the plain read/writev libfuse would have done. */
 #ifndef TIERFS_FUSE_IO_H
 #define TIERFS_FUSE_IO_H
 
@@ -31,14 +42,26 @@ struct fuse_io {
 	int want;                         /* set before mount: ask for it */
 	const char *mountpoint;           /* set before mount, for read-ahead */
 	unsigned readahead_kb;            /* set before mount; 0: kernel default */
+	int pt_want;                      /* set before mount: ask for passthrough */
+	atomic_int pt_offered;            /* the kernel offered FUSE_PASSTHROUGH */
+	atomic_int pt_negotiated;         /* our INIT reply carried it */
+	int devfd;                        /* /dev/fuse, for the backing ioctls */
 };
 
 struct fuse_session;
 
 /* Run se over this transport; call after fuse_session_mount(). libfuse
  * hands the callbacks the session's userdata, so that userdata must begin
- * with its struct fuse_io, fields set (users static-assert the offset).
- * 0 or -1. */
-int fuse_io_attach(struct fuse_session *se);
+ * with its struct fuse_io (io here), fields set (users static-assert the
+ * offset). 0 or -1. */
+int fuse_io_attach(struct fuse_session *se, struct fuse_io *io);
+
+/* Register fd (a local file) as a backing file: its id (> 0) for
+ * fuse_io_passthrough_next(), or -errno. */
+int fuse_io_backing_open(struct fuse_io *io, int fd);
+void fuse_io_backing_close(struct fuse_io *io, int id);
+/* The next OPEN or CREATE reply this thread sends opens the file in
+ * passthrough mode on backing file id (0: a normal open). */
+void fuse_io_passthrough_next(int id);
 
 #endif
