@@ -67,13 +67,16 @@ void meta_rollback(struct meta *m);
  * meta_commit() or on meta_batch_commit(). It returns 1 when it opened a
  * new batch (the owner then arranges meta_batch_commit() within its age
  * limit), 0 when the operation is in a batch or committed, <0 on error.
- * on_lost runs (and logs) if an error rolls back a batch.
+ * on_lost runs (and logs) if an error rolls back a batch; from then on the
+ * connection refuses writes (meta_begin: -EIO) until it is reopened.
  */
 #define META_BATCH_MIN_FREE (64ull << 20)
 void meta_set_batch(struct meta *m, unsigned max_ops, void (*on_lost)(void *arg, unsigned ops),
 		    void *arg);
 int meta_commit_batched(struct meta *m);
 int meta_batch_commit(struct meta *m);
+/* Open no batch for the next ns nanoseconds (another process waits to write). */
+void meta_batch_pause(struct meta *m, int64_t ns);
 /* Nanoseconds since the open batch began, or -1 when none is open. */
 int64_t meta_batch_age_ns(struct meta *m);
 

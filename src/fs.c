@@ -40,6 +40,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -70,6 +71,7 @@ struct inode {
 	int ptfd;           /* the data file, for attributes while npt > 0 */
 	uint64_t pt_size;   /* the data file's size and mtime when last looked at */
 	int64_t pt_mtime;
+	struct inode *ptnext; /* fs->ptlist: inodes with npt > 0 */
 	struct inode *hnext;
 	struct inode *dnext; /* dirty list */
 };
@@ -77,6 +79,7 @@ struct inode {
 struct handle {
 	int fd;
 	int pt;             /* opened in passthrough mode */
+	int wr;             /* opened for writing */
 	struct inode *ino;
 };
 
@@ -109,9 +112,15 @@ struct fs {
 	pthread_cond_t flusher_cv;
 	int stopping;
 	int meta_lost;        /* a batch of metadata changes was lost; no clean unmount */
+	struct inode *ptlist; /* inodes open in passthrough mode; protected by lock */
+	int pt_warned;        /* a refused passthrough was logged */
 	struct fuse_session *se;
 };
 _Static_assert(offsetof(struct fs, io) == 0, "fuse_io_attach: userdata starts with its fuse_io");
+
+/* passthrough: the data file may have changed under the kernel */
+static void pt_refresh(struct fs *fs, struct inode *i);
+static void pt_refresh_all(struct fs *fs);
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -344,6 +353,7 @@ static int flush_dirty(struct fs *fs, int durable)
 {
 	int rc;
 
+	pt_refresh_all(fs);
 	if (!fs->dirty && !durable)
 		return 0;
 	rc = meta_begin(fs->meta);
@@ -499,6 +509,7 @@ static void fill_stat(struct fs *fs, const struct inode *i, struct stat *st)
 
 static void fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *e)
 {
+	pt_refresh(fs, i);
 	memset(e, 0, sizeof(*e));
 	e->ino = i->ino;
 	e->generation = 1;
@@ -668,7 +679,18 @@ static void pt_refresh(struct fs *fs, struct inode *i)
 	i->a.size = (uint64_t)st.st_size;
 	i->a.mtime = i->a.ctime = mt;
 	i->gen++;
+	/* setuid or setgid-exec set while open in passthrough (opens are not
+	 * passthrough otherwise): the writer is unknown, so the bits go, as for
+	 * a write by anyone but root */
+	killpriv_mode(i);
 	mark_dirty(fs, i);
+}
+
+/* Every inode open in passthrough: their data files may have changed. */
+static void pt_refresh_all(struct fs *fs)
+{
+	for (struct inode *i = fs->ptlist; i; i = i->ptnext)
+		pt_refresh(fs, i);
 }
 
 /* Open handle h of i in passthrough mode: the backing id for the reply, or 0. */
@@ -680,8 +702,10 @@ static int pt_attach(struct fs *fs, struct inode *i, struct handle *h)
 		int id = fuse_io_backing_open(&fs->io, h->fd);
 
 		if (id <= 0) {
-			log_warn("passthrough for inode %llu refused: %s; serving it through the daemon",
-				 (unsigned long long)i->ino, strerror(id ? -id : EIO));
+			if (!fs->pt_warned++)
+				log_warn("passthrough for inode %llu refused: %s; such files are served"
+					 " through the daemon (logged once)", (unsigned long long)i->ino,
+					 strerror(id ? -id : EIO));
 			return 0;
 		}
 		i->ptfd = dup(h->fd);
@@ -694,6 +718,8 @@ static int pt_attach(struct fs *fs, struct inode *i, struct handle *h)
 		i->backing_id = id;
 		i->pt_size = (uint64_t)st.st_size;
 		i->pt_mtime = ns_from_ts(&st.st_mtim);
+		i->ptnext = fs->ptlist;
+		fs->ptlist = i;
 	}
 	i->npt++;
 	h->pt = 1;
@@ -705,8 +731,20 @@ static void pt_detach(struct fs *fs, struct inode *i, struct handle *h)
 	if (!h->pt)
 		return;
 	pt_refresh(fs, i);
+	/* A rewrite of the same size within the data file's clock tick leaves
+	 * size and mtime as they were: a writer's close counts as a change. */
+	if (h->wr) {
+		i->gen++;
+		mark_dirty(fs, i);
+	}
 	h->pt = 0;
 	if (--i->npt == 0) {
+		struct inode **pp = &fs->ptlist;
+
+		while (*pp && *pp != i)
+			pp = &(*pp)->ptnext;
+		if (*pp)
+			*pp = i->ptnext;
 		fuse_io_backing_close(&fs->io, i->backing_id);
 		close(i->ptfd);
 		i->backing_id = 0;
@@ -1065,6 +1103,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		rc = -ENOMEM;
 		goto out;
 	}
+	h->wr = 1;
 	backing = pt_wanted(fs, i) ? pt_attach(fs, i, h) : 0;
 	i->nopen++;
 	i->nlookup++;
@@ -1116,6 +1155,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -ENOMEM;
 		goto out;
 	}
+	h->wr = (fi->flags & O_ACCMODE) != O_RDONLY;
 	backing = pt_wanted(fs, i) ? pt_attach(fs, i, h) : 0;
 	i->nopen++;
 	if (fi->flags & O_TRUNC) {
@@ -1271,6 +1311,11 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 
 	pthread_mutex_lock(&fs->lock);
 	rc = flush_dirty(fs, 1);
+	/* The tierfs CLI fsyncs the root before it reads or writes the store
+	 * (cmd_policy.c, mount_barrier): give its writes a free store for a
+	 * second rather than a batch holding the write lock. */
+	if (ino == FUSE_ROOT_ID)
+		meta_batch_pause(fs->meta, 1000000000);
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_err(req, -rc);
 }
@@ -2100,6 +2145,8 @@ static uint64_t host_data_gen(void *arg, uint64_t ino)
 {
 	struct inode *i = itab_find(arg, ino);
 
+	if (i)
+		pt_refresh(arg, i); /* written in passthrough since last looked at? */
 	return i ? i->gen : 0;
 }
 
@@ -2131,6 +2178,27 @@ void fs_opts_default(struct fs_opts *o)
 	o->writeback_cache = 1;
 	o->passthrough = 1;
 	o->commit_ms = 10;
+}
+
+/* FUSE_DEV_IOC_BACKING_OPEN needs CAP_SYS_ADMIN, and a data file on a
+ * stacked file system (overlayfs, ecryptfs, another FUSE mount) is refused
+ * for its stacking depth; asking for passthrough there would only turn
+ * write-back caching off. */
+static int passthrough_possible(struct fs *fs)
+{
+	struct statfs sf;
+
+	if (geteuid() != 0) {
+		log_info("passthrough: not root, not asked for");
+		return 0;
+	}
+	if (fstatfs(fs->datafd, &sf) == 0 &&
+	    (sf.f_type == 0x794c7630 /* overlayfs */ || sf.f_type == 0xf15f /* ecryptfs */ ||
+	     sf.f_type == 0x65735546 /* fuse */)) {
+		log_info("passthrough: the data files are on a stacked file system, not asked for");
+		return 0;
+	}
+	return 1;
 }
 
 /* An I/O error rolled back a batch the kernel was told had happened: the
@@ -2266,7 +2334,7 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	}
 	mounted = 1;
 	fs->io.want = 1;
-	fs->io.pt_want = o->passthrough;
+	fs->io.pt_want = o->passthrough && passthrough_possible(fs);
 	fs->io.mountpoint = mountpoint;
 	fs->io.readahead_kb = home_readahead_kb(fs);
 	if (fuse_io_attach(fs->se, &fs->io)) {
@@ -2311,17 +2379,23 @@ out:
 	if (mounted)
 		fuse_session_unmount(fs->se);
 	if (fs->se) {
-		fuse_remove_signal_handlers(fs->se);
-		fuse_session_destroy(fs->se);
+		struct fuse_session *se = fs->se;
+
+		fuse_remove_signal_handlers(se);
+		pthread_mutex_lock(&fs->lock);
+		fs->se = NULL; /* batch_lost() must not reach it any more */
+		pthread_mutex_unlock(&fs->lock);
+		fuse_session_destroy(se);
 	}
 	fuse_loop_cfg_destroy(lc);
 	if (mounted) {
 		/* Write what is pending; forget every inode (deleting the
 		 * unlinked ones); mark the volume clean. */
-		int frc;
+		int frc, pt_open = 0;
 
 		pthread_mutex_lock(&fs->lock);
 		frc = flush_dirty(fs, 0);
+		pt_open = fs->ptlist != NULL;
 		for (size_t s = 0; s < fs->hsize && !frc; s++) {
 			while (fs->htab[s]) {
 				struct inode *i = fs->htab[s];
@@ -2342,6 +2416,13 @@ out:
 		pthread_mutex_unlock(&fs->lock);
 		if (!frc && fs->meta_lost)
 			frc = -EIO;
+		/* Files still open in passthrough (no RELEASE came: the daemon
+		 * was stopped) may be written after we are gone: the next mount
+		 * takes sizes from the data files. */
+		if (!frc && pt_open) {
+			log_warn("files still open in passthrough at unmount: the next mount rechecks sizes");
+			frc = -EBUSY;
+		}
 		if (!frc)
 			frc = set_clean(fs->meta, 1);
 		if (frc)

@@ -183,6 +183,8 @@ struct meta {
 	int in_sp;            /* the current operation runs in SAVEPOINT op */
 	unsigned batch_ops;
 	int64_t batch_start;  /* CLOCK_MONOTONIC ns */
+	int64_t batch_pause;  /* no batch opens before this CLOCK_MONOTONIC ns */
+	int lost;             /* a batch was lost: no more writes on this connection */
 	void (*on_lost)(void *arg, unsigned ops);
 	void *on_lost_arg;
 };
@@ -419,6 +421,7 @@ static void batch_lost(struct meta *m)
 	m->in_sp = 0;
 	m->in_tx = 0;
 	m->batch_ops = 0;
+	m->lost = 1;
 	log_error("metadata store: a write error rolled back the last %u operations, which were"
 		  " not yet committed", ops);
 	if (m->on_lost)
@@ -432,6 +435,10 @@ int meta_begin(struct meta *m)
 	/* SQLite rolls a transaction back by itself on some errors */
 	if (m->batch_open && sqlite3_get_autocommit(m->db))
 		batch_lost(m);
+	/* After a lost batch the owner's view and the store differ: writing on
+	 * would build on changes that are gone. Reads go on. */
+	if (m->lost)
+		return -EIO;
 	if (m->batch_open) {
 		rc = exec_stmt(m, stmt(m, S_SAVEPOINT));
 		if (!rc)
@@ -481,6 +488,9 @@ static int commit_tx(struct meta *m)
 	int was_batch = m->batch_open;
 	int rc = exec_stmt(m, stmt(m, S_COMMIT));
 
+	/* A full disk, and SQLite kept the transaction: retry with the reserve */
+	if (rc == -ENOSPC && !sqlite3_get_autocommit(m->db) && meta_release_reserve(m))
+		rc = exec_stmt(m, stmt(m, S_COMMIT));
 	if (rc) {
 		/* SQLite rolls back on most COMMIT failures; give up the rest. */
 		if (sqlite3_get_autocommit(m->db) == 0)
@@ -532,7 +542,7 @@ int meta_commit_batched(struct meta *m)
 			return rc;
 		return m->batch_ops >= m->batch_max ? commit_tx(m) : 0;
 	}
-	if (m->batch_max > 1 && m->in_tx && batch_room(m)) {
+	if (m->batch_max > 1 && m->in_tx && (int64_t)now_mono_ns() >= m->batch_pause && batch_room(m)) {
 		m->batch_open = 1;
 		m->batch_ops = 1;
 		m->batch_start = (int64_t)now_mono_ns();
@@ -546,6 +556,11 @@ int meta_batch_commit(struct meta *m)
 	if (!m->batch_open || m->in_sp)
 		return 0;
 	return commit_tx(m);
+}
+
+void meta_batch_pause(struct meta *m, int64_t ns)
+{
+	m->batch_pause = (int64_t)now_mono_ns() + ns;
 }
 
 int64_t meta_batch_age_ns(struct meta *m)

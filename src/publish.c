@@ -779,6 +779,10 @@ int publish_retire(struct publish_ctx *c, int retain, uint64_t *deleted_out)
 		keys[n++] = strdup((const char *)sqlite3_column_text(s, 0));
 	}
 	sqlite3_reset(s);
+	/* What made these objects unused may sit in the home mount's group
+	 * commit: commit it before the objects go. */
+	if (!rc)
+		rc = meta_batch_commit(m);
 	c->unlock(c->arg);
 	for (size_t i = 0; i < n && !rc; i++) {
 		int r = store_del(c->store, keys[i]);

@@ -6,8 +6,8 @@
  * batch are invisible outside until it commits and visible after; a failed
  * operation inside a batch rolls back alone; a batch commits at max_ops, on
  * any plain meta_commit() and at close; without the reserve file or disk
- * room no batch opens; a batch lost to a failed COMMIT is reported to the
- * owner.
+ * room, or while paused, no batch opens; a batch lost to a failed COMMIT is
+ * reported to the owner once and the connection refuses writes after it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -231,14 +231,27 @@ static void test_lost_batch_is_reported(void **state)
 	/* roll the transaction back behind the batch's back, as SQLite does
 	 * itself on SQLITE_IOERR or SQLITE_FULL */
 	assert_int_equal(sqlite3_exec(meta_db(f->m), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-	/* the next operation finds the batch gone and starts afresh */
-	assert_int_equal(op_create(f, 82, "l3", 1), 1);
-	assert_int_equal(f->lost_calls, 1);
-	assert_int_equal(seen(f->ro, "l1"), -ENOENT);
-	assert_int_equal(meta_batch_commit(f->m), 0);
-	assert_int_equal(seen(f->ro, "l3"), 82);
+	/* the next operation finds the batch gone: reported once, and no write
+	 * builds on the lost changes any more; reads go on */
+	assert_int_equal(op_create(f, 82, "l3", 1), -EIO);
 	assert_int_equal(f->lost_calls, 1);
 	assert_int_equal(f->lost, 2);
+	assert_int_equal(op_create(f, 83, "l4", 0), -EIO);
+	assert_int_equal(seen(f->m, "l1"), -ENOENT);
+	assert_int_equal(seen(f->ro, "l3"), -ENOENT);
+	assert_int_equal(f->lost_calls, 1);
+}
+
+static void test_pause(void **state)
+{
+	struct fx *f = *state;
+
+	meta_batch_pause(f->m, 60ll * 1000000000);
+	assert_int_equal(op_create(f, 90, "z1", 1), 0); /* committed at once */
+	assert_int_equal(seen(f->ro, "z1"), 90);
+	meta_batch_pause(f->m, 0);
+	assert_int_equal(op_create(f, 91, "z2", 1), 1);
+	assert_int_equal(meta_batch_commit(f->m), 0);
 }
 
 int main(void)
@@ -252,6 +265,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_batch_without_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_batch_when_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_batch_is_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
