@@ -6,9 +6,9 @@
 #     without it), and -o no_passthrough leaves it off;
 #  2. a file written through a handle that stays open has its new size in
 #     stat, through a new name (link), and in the metadata store (flush);
-#  3. a mirrored file rewritten in place with the same size through an open
-#     handle, within the same clock tick, goes back to the upload queue when
-#     the handle closes, and 'sync --wait' brings it back to synced;
+#  3. a mirrored file (not in passthrough: files with a store copy stay on
+#     the daemon's data path) rewritten in place with the same size goes back
+#     to the upload queue, and 'sync --wait' brings it back to synced;
 #  4. the daemon stopped (SIGTERM) while a file is open in passthrough and
 #     written afterwards: the volume is not marked clean, and the next mount
 #     takes the file's size from its data file, nothing lost.
@@ -57,12 +57,12 @@ exec 4<>"$MNT/m/f"
 printf 'version-2\n' >&4 # same size, at offset 0, at once
 exec 4>&-
 s=$(sync_state "$MNT/m/f")
-[ "$s" != synced ] || fail "m/f still 'synced' after a same-size rewrite through passthrough"
+[ "$s" != synced ] || fail "m/f still 'synced' after a same-size rewrite"
 sync_cli "sync --wait after the rewrite" "$TIERFS" sync --wait "$MNT/m/f"
 s=$(sync_state "$MNT/m/f")
 [ "$s" = synced ] || fail "m/f is '$s' after the second sync --wait"
 [ "$(cat "$MNT/m/f")" = version-2 ] || fail "m/f reads '$(cat "$MNT/m/f")'"
-note "a same-size rewrite in passthrough went back to the upload queue and synced again"
+note "a same-size rewrite of a mirrored file went back to the upload queue and synced again"
 
 # 4. the daemon stopped with a file open in passthrough
 exec 5>"$MNT/d/late"
