@@ -644,13 +644,15 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
  * file asks the kernel to read, write and mmap its data file directly: the
  * daemon sees no READ or WRITE for it. The kernel wants every open of one
  * inode in the same mode, so an inode with passthrough handles gets more,
- * and one with other handles gets none. Not in passthrough: files with
- * chunks only in the store (reads recall them), and setuid or setgid-exec
- * files (a write must clear the bits, which only the daemon does).
- * What the daemon no longer sees, it reads off the data file (pt_refresh):
- * at getattr, fsync, setattr and release, a new size or mtime of the data
- * file becomes the file's, and a data change bumps gen like a WRITE, so the
- * sync engine still queues the upload (it leaves open files alone). */
+ * and one with other handles gets none. Not in passthrough: files with a
+ * copy in the store (mirror, tier, exported on-demand), files with chunks
+ * only in the store (reads recall them), and setuid or setgid-exec files (a
+ * write must clear the bits, which only the daemon does).
+ * What the daemon no longer sees, it reads off the data file (pt_refresh)
+ * wherever it reports or stores attributes: getattr, entry replies,
+ * setattr, fsync, every attribute flush, the sync engine's generation
+ * checks and the last release. A new size or mtime of the data file becomes
+ * the file's, and bumps gen like a WRITE. */
 static int pt_wanted(struct fs *fs, struct inode *i)
 {
 	if (!atomic_load(&fs->io.pt_negotiated) || !S_ISREG(i->a.mode))
