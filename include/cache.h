@@ -68,13 +68,16 @@ struct cache_chunk {
 
 enum cache_get_flags {
 	CACHE_PREFETCH = 1 << 0, /* a readahead: not counted as a hit or miss */
+	CACHE_MEM_ONLY = 1 << 1, /* only a chunk in memory or being fetched; else -EAGAIN */
 };
 
 /*
  * Get chunk name (len bytes of plaintext): from memory, else from its cache
  * file (verified), else through the fetch function (then written to the
  * cache). One reference per successful get; release it with
- * cache_chunk_put(). 0, or the fetch function's error, -ENOMEM.
+ * cache_chunk_put(). 0, or the fetch function's error, -ENOMEM; with
+ * CACHE_MEM_ONLY, -EAGAIN when the chunk is neither in memory nor being
+ * fetched (nothing is loaded then).
  */
 int cache_chunk_get(struct cache *c, const char *name, uint32_t len, unsigned flags,
 		    const struct cache_chunk **out);

@@ -29,6 +29,24 @@ void tbuf_release(struct tbuf *b);
 /* Return the data (caller frees) and leave b empty. */
 uint8_t *tbuf_detach(struct tbuf *b, size_t *len_out);
 
+/*
+ * Chunk-sized buffers, page-aligned (O_DIRECT), from a small free list
+ * (at most BIGBUF_KEEP kept). A cold read of a cloud file moves every chunk
+ * through two fresh buffers; from malloc, each was a new mapping, faulted in
+ * and zeroed page by page (170,000 page faults per GiB read on this VM).
+ * bigbuf_get() returns a buffer of BIGBUF_SIZE bytes (NULL on ENOMEM) that
+ * free() may also release; bigbuf_put() keeps it for the next caller, and
+ * frees any pointer from malloc that could not serve as one.
+ */
+#define BIGBUF_SIZE ((size_t)(4u << 20) + 65536)
+#define BIGBUF_KEEP 16
+void *bigbuf_get(void);
+void bigbuf_put(void *p);
+/* Point b (empty, unallocated) at a bigbuf; 0 or -ENOMEM. */
+int tbuf_use_bigbuf(struct tbuf *b);
+/* Release b: to the pool when its data is still the bigbuf 'orig', else free(). */
+void tbuf_release_bigbuf(struct tbuf *b, const void *orig);
+
 /* Monotonic and wall clock in nanoseconds. */
 uint64_t now_mono_ns(void);
 uint64_t now_real_ns(void);

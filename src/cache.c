@@ -53,6 +53,9 @@ struct dent {
 };
 
 /* A chunk in memory. pub must stay first: handles are &pub. */
+/* Alignment of buffers, offsets and lengths for O_DIRECT cache writes. */
+#define CACHE_DIO_ALIGN 4096
+
 struct mchunk {
 	struct cache_chunk pub;
 	uint8_t *data;
@@ -267,7 +270,7 @@ static void mlru_unlink(struct cache *c, struct mchunk *m)
 
 static void mfree(struct mchunk *m)
 {
-	free(m->data);
+	bigbuf_put(m->data); /* the fetch's buffer goes back to the pool; others are freed */
 	free(m);
 }
 
@@ -339,6 +342,37 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/*
+ * Write a cache file's bytes. With fd in O_DIRECT (an aligned buffer), the
+ * page-aligned bulk goes straight to the disk and only the tail through the
+ * page cache: a cold read fills the cache at the cost of the disk's DMA, not
+ * of a CPU copy of every byte into page-cache pages, which was the largest
+ * single cost of a cold read (a quarter of the CPU time on this VM). A
+ * file system that refuses the direct write gets a buffered one.
+ */
+static int write_direct(int fd, const void *data, size_t len)
+{
+	int fl = fcntl(fd, F_GETFL);
+	size_t bulk = len & ~(size_t)(CACHE_DIO_ALIGN - 1), done = 0;
+
+	if (fl >= 0 && (fl & O_DIRECT)) {
+		while (done < bulk) {
+			ssize_t n = write(fd, (const uint8_t *)data + done, bulk - done);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break; /* refused: the rest goes buffered */
+			done += (size_t)n;
+			if ((size_t)n % CACHE_DIO_ALIGN)
+				break; /* short and unaligned: likewise */
+		}
+		if (fcntl(fd, F_SETFL, fl & ~O_DIRECT))
+			return -errno;
+	}
+	return write_all(fd, (const uint8_t *)data + done, len - done);
+}
+
 /* Write a cache file atomically and index it (evicting others if needed). */
 static void store_file(struct cache *c, const char *key, const void *data, size_t len)
 {
@@ -356,12 +390,16 @@ static void store_file(struct cache *c, const char *key, const void *data, size_
 		rc = -errno;
 		goto fail;
 	}
-	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = -1;
+	if (len >= CACHE_DIO_ALIGN && !((uintptr_t)data % CACHE_DIO_ALIGN))
+		fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+	if (fd < 0)
+		fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	rc = write_all(fd, data, len);
+	rc = write_direct(fd, data, len);
 	if (close(fd) && !rc)
 		rc = -errno;
 	if (!rc && renameat(c->dirfd, tmp, c->dirfd, key))
@@ -455,6 +493,10 @@ int cache_chunk_get(struct cache *c, const char *name, uint32_t len, unsigned fl
 			mfree(m);
 		pthread_mutex_unlock(&c->lock);
 		return rc;
+	}
+	if (flags & CACHE_MEM_ONLY) {
+		pthread_mutex_unlock(&c->lock);
+		return -EAGAIN;
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {

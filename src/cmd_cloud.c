@@ -47,9 +47,9 @@ static const char cloud_usage[] =
 	"     poll=SECONDS            how often to look for a new snapshot (default 30)\n"
 	"     request_timeout=SECONDS bound on waiting for the store or for home to\n"
 	"                             upload an on-demand file; then EIO (default 60)\n"
-	"     readahead=N             chunks fetched ahead of sequential reads (default 4, 0: off)\n"
+	"     readahead=N             chunks fetched ahead of sequential reads (default 16, 0: off)\n"
 	"     readahead_kb=N          kernel read-ahead of the mount (default 8192)\n"
-	"     mem_cache=SIZE          chunks kept in memory (default 64M)\n"
+	"     mem_cache=SIZE          chunks kept in memory (default 128M)\n"
 	"     threads=N               most request threads (default 16)\n"
 	"     log=FILE                daemon log (default CACHE/tierfs.log)\n";
 

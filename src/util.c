@@ -5,7 +5,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +64,65 @@ uint8_t *tbuf_detach(struct tbuf *b, size_t *len_out)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	return p;
+}
+
+static pthread_mutex_t bigbuf_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *bigbuf_free_list[BIGBUF_KEEP];
+static unsigned bigbuf_nfree;
+
+void *bigbuf_get(void)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&bigbuf_lock);
+	if (bigbuf_nfree)
+		p = bigbuf_free_list[--bigbuf_nfree];
+	pthread_mutex_unlock(&bigbuf_lock);
+	if (!p && posix_memalign(&p, 4096, BIGBUF_SIZE))
+		p = NULL;
+	return p;
+}
+
+/* Give p back: kept when it is a bigbuf-sized aligned buffer, else freed. */
+void bigbuf_put(void *p)
+{
+	if (!p)
+		return;
+	/* Only what can serve as one goes back: any other buffer is freed. */
+	if (((uintptr_t)p & 4095) || malloc_usable_size(p) < BIGBUF_SIZE) {
+		free(p);
+		return;
+	}
+	pthread_mutex_lock(&bigbuf_lock);
+	if (bigbuf_nfree < BIGBUF_KEEP) {
+		bigbuf_free_list[bigbuf_nfree++] = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&bigbuf_lock);
+	free(p);
+}
+
+int tbuf_use_bigbuf(struct tbuf *b)
+{
+	void *p = bigbuf_get();
+
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->len = 0;
+	b->cap = BIGBUF_SIZE;
+	return 0;
+}
+
+void tbuf_release_bigbuf(struct tbuf *b, const void *orig)
+{
+	if (orig && b->data == orig && b->cap == BIGBUF_SIZE) {
+		bigbuf_put(b->data);
+		b->data = NULL;
+		b->len = b->cap = 0;
+	} else {
+		tbuf_release(b);
+	}
 }
 
 static uint64_t clock_ns(clockid_t id)

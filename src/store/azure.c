@@ -463,6 +463,11 @@ static int azure_get(struct store *s, const char *key, uint64_t off, uint64_t le
 		snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)off);
 		call_header(&c, "x-ms-range", range);
 	}
+	if (!out->len && out->cap) {
+		/* The caller's buffer receives the body (no copy when it fits). */
+		resp.body = *out;
+		*out = (struct tbuf)TBUF_INIT;
+	}
 	rc = call_run(&c, &resp);
 	/* A range starting at or past the end reads nothing, like pread(). */
 	if (!rc && resp.status == 416) {

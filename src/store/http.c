@@ -54,9 +54,13 @@ struct http_pool {
 struct http_xfer {
 	const struct http_request *req;
 	struct http_response *resp;
+	CURL *handle;
 	size_t upload_off;
 	int oom;
 };
+
+/* Bodies up to this size are allocated whole from their Content-Length. */
+#define HTTP_PRESIZE_MAX ((curl_off_t)256 << 20)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_global_rc;
@@ -177,7 +181,16 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct http_xfer *x = arg;
 	size_t n = size * nmemb;
+	curl_off_t clen;
 
+	/* One allocation for the whole body, not a doubling series of
+	 * reallocations that copies a 4 MiB chunk twice over. */
+	if (!x->resp->body.len && !x->resp->body.cap &&
+	    curl_easy_getinfo(x->handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen) == CURLE_OK &&
+	    clen > 0 && clen <= HTTP_PRESIZE_MAX && tbuf_grow(&x->resp->body, (size_t)clen)) {
+		x->oom = 1;
+		return 0;
+	}
 	if (tbuf_append(&x->resp->body, ptr, n)) {
 		x->oom = 1;
 		return 0;
@@ -377,6 +390,7 @@ int http_request(struct http_pool *p, const struct http_request *req,
 
 	if (!h)
 		return -ENOMEM;
+	x.handle = h;
 	for (int attempt = 0;; attempt++) {
 		struct curl_slist *hdrs = NULL, *more;
 		int transient = 0;

@@ -423,6 +423,11 @@ static int s3_get(struct store *st, const char *key, uint64_t off, uint64_t len,
 		snprintf(c.range, sizeof(c.range), "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
 	else if (off)
 		snprintf(c.range, sizeof(c.range), "bytes=%" PRIu64 "-", off);
+	if (!out->len && out->cap) {
+		/* The caller's buffer receives the body (no copy when it fits). */
+		resp.body = *out;
+		*out = (struct tbuf)TBUF_INIT;
+	}
 	rc = s3_do(s, &c, NULL, 0, &resp);
 	if (!rc && resp.status == 416)
 		goto out; /* the range starts past the end: nothing to read */
@@ -455,8 +460,14 @@ static int s3_get(struct store *st, const char *key, uint64_t off, uint64_t len,
 		n = len;
 	else
 		n -= from;
-	if (n)
+	if (n && !from && n == resp.body.len && !out->len) {
+		/* Hand the response buffer over instead of copying it. */
+		tbuf_release(out);
+		*out = resp.body;
+		resp.body = (struct tbuf)TBUF_INIT;
+	} else if (n) {
 		rc = tbuf_append(out, resp.body.data + from, (size_t)n);
+	}
 out:
 	http_response_release(&resp);
 	free(path);

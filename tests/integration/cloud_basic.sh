@@ -119,13 +119,19 @@ took=$(($(date +%s) - start))
 grep -q "home did not upload 'never.txt'" "$T/c3/tierfs.log" || tfs_problem "no log line for the request timeout"
 echo "ok - on-demand: request then data; EIO after request_timeout"
 
+# new_two_chunk_file NAME: 1.5 MiB of random bytes at home, published; the
+# store keys of its two chunk objects in $T/chunks.new
+new_two_chunk_file() {
+	(cd "$T/store" && find chunks -type f | sort) >"$T/chunks.before"
+	head -c 1572864 /dev/urandom >"$T/src/$1"
+	cloud_publish "$T/src" "$URL" >/dev/null
+	(cd "$T/store" && find chunks -type f | sort) >"$T/chunks.after"
+	comm -13 "$T/chunks.before" "$T/chunks.after" >"$T/chunks.new"
+	[ "$(wc -l <"$T/chunks.new")" = 2 ] || tfs_problem "expected 2 new chunk objects, got $(wc -l <"$T/chunks.new")"
+}
+
 note "a tampered chunk object"
-(cd "$T/store" && find chunks -type f | sort) >"$T/chunks.before"
-head -c 1572864 /dev/urandom >"$T/src/tamper.bin"
-cloud_publish "$T/src" "$URL" >/dev/null
-(cd "$T/store" && find chunks -type f | sort) >"$T/chunks.after"
-comm -13 "$T/chunks.before" "$T/chunks.after" >"$T/chunks.new"
-[ "$(wc -l <"$T/chunks.new")" = 2 ] || tfs_problem "expected 2 new chunk objects, got $(wc -l <"$T/chunks.new")"
+new_two_chunk_file tamper.bin
 victim="$T/store/$(head -n1 "$T/chunks.new")"
 python3 - "$victim" <<'EOF'
 import sys
@@ -137,18 +143,35 @@ EOF
 for i in 1 2 3; do
 	cloud_wait_for 10 test -e "$T/m$i/tamper.bin" || tfs_problem "tamper.bin not visible on mount $i"
 done
-for i in 1 3; do
-	if cat "$T/m$i/tamper.bin" >"$T/tamper.out" 2>"$T/tamper.err"; then
-		tfs_problem "mount $i: a tampered chunk was read without error"
+# expect_bad_chunk I NAME WHAT: reading NAME on mount I gives EIO after only
+# the file's own bytes, and the mount logs the failed verification
+expect_bad_chunk() {
+	local i=$1 f=$2 what=$3
+	if cat "$T/m$i/$f" >"$T/bad.out" 2>"$T/bad.err"; then
+		tfs_problem "mount $i: $what was read without error"
 	fi
-	grep -q "Input/output error" "$T/tamper.err" || tfs_problem "mount $i: tampered chunk: $(cat "$T/tamper.err")"
-	cmp -s "$T/tamper.out" <(head -c "$(stat -c %s "$T/tamper.out")" "$T/src/tamper.bin") ||
+	grep -q "Input/output error" "$T/bad.err" || tfs_problem "mount $i: $what: $(cat "$T/bad.err")"
+	cmp -s "$T/bad.out" <(head -c "$(stat -c %s "$T/bad.out")" "$T/src/$f") ||
 		tfs_problem "mount $i: bytes read before the EIO are not the file's"
 	grep -q "chunk object 'chunks/.*' failed verification" "$T/c$i/tierfs.log" ||
-		tfs_problem "mount $i: no log line for the tampered chunk"
+		tfs_problem "mount $i: no log line for $what"
+}
+for i in 1 3; do
+	expect_bad_chunk "$i" tamper.bin "a tampered chunk"
 done
 echo "ok - a tampered chunk gives EIO and a log line"
 rm "$T/src/tamper.bin"
+
+# The cloud mount trusts the GCM tag alone for fetched chunks (the chunk's
+# name is the AAD): an intact object of the volume put under another
+# chunk's name must fail too.
+note "a valid chunk object under another chunk's name"
+new_two_chunk_file swap.bin
+cp "$T/store/$(sed -n 1p "$T/chunks.new")" "$T/store/$(sed -n 2p "$T/chunks.new")"
+cloud_wait_for 10 test -e "$T/m2/swap.bin" || tfs_problem "swap.bin not visible on mount 2"
+expect_bad_chunk 2 swap.bin "a chunk object under another chunk's name"
+echo "ok - a valid chunk object under another chunk's name gives EIO"
+rm "$T/src/swap.bin"
 cloud_publish "$T/src" "$URL" >/dev/null
 cloud_wait_for 10 test ! -e "$T/m1/tamper.bin" || tfs_problem "tamper.bin still visible on mount 1"
 
