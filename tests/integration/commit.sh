@@ -7,7 +7,10 @@
 #     window (default 10 ms) has passed;
 #  3. an fsync commits the batch: creates, renames and unlinks made before it
 #     survive kill -9 of the daemon right after it returned, and fsck is clean;
-#  4. commit_ms=0 commits every change at once; bad values are refused.
+#  4. commit_ms=0 commits every change at once; bad values are refused;
+#  5. spare data files (made ahead for creates): there while mounted, gone
+#     after a clean unmount, and removed by recovery after kill -9, with fsck
+#     clean both times.
 . "$(dirname "$0")/lib.sh"
 tfs_setup
 command -v sqlite3 >/dev/null || fail "sqlite3 CLI missing (Debian package sqlite3)"
@@ -78,4 +81,33 @@ for bad in commit_ms=x commit_ms=5000 commit_ms=-1 commit_ms=; do
 	[ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] || fail "mount -o $bad: not a one-line error: $out"
 	tfs_is_mounted "$MNT" && fail "mount -o $bad left a mount"
 done
+
+# 5. spare data files
+data_files() { find "$VOL/data" -type f | wc -l; }
+reg_inodes() { sqlite3 "$VOL/meta.db" "SELECT count(*) FROM inode WHERE (mode & 61440) = 32768"; }
+fsck_clean() {
+	local frc=0
+	timeout 120 "$TIERFS" fsck "$VOL" >"$T/fsck.out" 2>&1 || frc=$?
+	[ "$frc" -eq 0 ] || { cat "$T/fsck.out" >&2; fail "fsck $1 exited $frc"; }
+}
+tfs_mount "$VOL" "$MNT"
+: >"$MNT/now/spare-trigger"
+for i in $(seq 50); do [ "$(data_files)" -gt "$(reg_inodes)" ] && break; sleep 0.1; done
+[ "$(data_files)" -gt "$(reg_inodes)" ] || fail "no spare data files while mounted ($(data_files) data files, $(reg_inodes) files)"
+tfs_umount "$MNT"
+[ "$(data_files)" = "$(reg_inodes)" ] || fail "after a clean unmount: $(data_files) data files for $(reg_inodes) files"
+fsck_clean "after a clean unmount"
+tfs_mount "$VOL" "$MNT"
+: >"$MNT/now/spare-trigger2"
+for i in $(seq 50); do [ "$(data_files)" -gt "$(reg_inodes)" ] && break; sleep 0.1; done
+sync "$MNT/now"
+tfs_kill_volume "$VOL"
+tfs_force_umount "$MNT"
+for i in $(seq 50); do [ -z "$(tfs_daemon_pid "$VOL")" ] && break; sleep 0.1; done
+tfs_mount "$VOL" "$MNT"
+[ -e "$MNT/now/spare-trigger2" ] || fail "a file fsync'd before kill -9 is gone"
+tfs_umount "$MNT"
+[ "$(data_files)" = "$(reg_inodes)" ] || fail "after kill -9 and recovery: $(data_files) data files for $(reg_inodes) files"
+fsck_clean "after kill -9 with spare data files"
+note "spare data files: gone after a clean unmount and after kill -9 + recovery; fsck clean"
 note "commit: CLI barrier, 10 ms window, fsync + kill -9, commit_ms=0 and bad values all hold"
