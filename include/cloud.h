@@ -42,6 +42,7 @@ struct cloud_opts {
 	int readahead;            /* chunks fetched ahead of sequential reads (-1: none, 0: 4) */
 	unsigned readahead_kb;    /* kernel read-ahead of the mount (0: 8192 KiB) */
 	unsigned max_threads;     /* FUSE request threads (0: 16) */
+	int no_uring;             /* stay on /dev/fuse when the kernel offers io_uring */
 	int foreground;
 	int debug;
 };

@@ -12,6 +12,7 @@ struct fs_opts {
 	double entry_timeout; /* seconds the kernel may cache names */
 	int writeback_cache;  /* kernel write-back caching (default on, off with passthrough) */
 	int passthrough;      /* FUSE passthrough of local files' data (default on) */
+	int uring;            /* FUSE over io_uring when the kernel offers it (default on) */
 	int foreground;
 	int debug;
 	unsigned max_threads; /* 0: libfuse default */

@@ -774,9 +774,14 @@ static void *ra_main(void *arg)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct cloud *cl = userdata;
+
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_MOVE);
+	/* over io_uring, replies go into the ring entry: never spliced */
+	if (fuse_io_uring_planned(&cl->io))
+		conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_READ);
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 }
@@ -1667,6 +1672,7 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 	mounted = 1;
 	cl->io.mountpoint = mountpoint;
 	cl->io.readahead_kb = o->readahead_kb ? o->readahead_kb : 8192;
+	cl->io.uring_want = !o->no_uring;
 	if (fuse_io_attach(cl->se, &cl->io)) {
 		snprintf(err, errlen, "cannot set up the FUSE transport");
 		rc = -EIO;
@@ -1701,6 +1707,7 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 	if (rc < 0)
 		log_error("FUSE session ended with an error: %s", strerror(-rc));
 	rc = 0;
+	fuse_io_detach(&cl->io); /* no request is served after this */
 out:
 	if (poller) {
 		pthread_mutex_lock(&cl->lock);
@@ -1719,6 +1726,7 @@ out:
 	if (mounted)
 		fuse_session_unmount(cl->se);
 	if (cl->se) {
+		fuse_io_detach(&cl->io);
 		fuse_remove_signal_handlers(cl->se);
 		fuse_session_destroy(cl->se);
 	}

@@ -51,6 +51,8 @@ static const char cloud_usage[] =
 	"     readahead_kb=N          kernel read-ahead of the mount (default 8192)\n"
 	"     mem_cache=SIZE          chunks kept in memory (default 128M)\n"
 	"     threads=N               most request threads (default 16)\n"
+	"     uring / no_uring        requests over per-CPU io_uring queues (default on\n"
+	"                             where the kernel offers it: enable_uring=Y)\n"
 	"     log=FILE                daemon log (default CACHE/tierfs.log)\n";
 
 struct cloud_args {
@@ -106,6 +108,10 @@ static int parse_opts(char *opts, struct cloud_args *a)
 		}
 		if (!strcmp(o, "mem_cache") && v && !parse_size(v, &sz) && sz >= (1u << 20)) {
 			a->o.mem_cache = sz;
+			continue;
+		}
+		if ((!strcmp(o, "uring") || !strcmp(o, "no_uring")) && !v) {
+			a->o.no_uring = o[0] == 'n';
 			continue;
 		}
 		if (!strcmp(o, "log") && v && *v) {

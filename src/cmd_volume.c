@@ -132,6 +132,9 @@ static const char mount_usage[] =
 	"     passthrough / no_passthrough   the kernel reads and writes local files'\n"
 	"                            data files itself (FUSE passthrough, Linux 6.9+;\n"
 	"                            default on where the kernel offers it)\n"
+	"     uring / no_uring       requests over per-CPU io_uring queues instead of\n"
+	"                            /dev/fuse (Linux 6.14+; default on where the kernel\n"
+	"                            offers it: fuse module parameter enable_uring=Y)\n"
 	"     writeback_cache / no_writeback_cache   kernel write-back caching (default on;\n"
 	"                            off while passthrough is in use)\n"
 	"     threads=N              most request threads (default 16)\n"
@@ -202,6 +205,14 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		}
 		if (!strcmp(o, "no_passthrough") && !v) {
 			ma->fs.passthrough = 0;
+			continue;
+		}
+		if (!strcmp(o, "uring") && !v) {
+			ma->fs.uring = 1;
+			continue;
+		}
+		if (!strcmp(o, "no_uring") && !v) {
+			ma->fs.uring = 0;
 			continue;
 		}
 		if (!strcmp(o, "threads") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 256) {

@@ -571,10 +571,17 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
 		fs->opts.writeback_cache = 0;
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	if (conn->capable & FUSE_CAP_SPLICE_READ)
-		conn->want |= FUSE_CAP_SPLICE_READ;
+	/* Over io_uring a reply goes into the ring entry, never into /dev/fuse:
+	 * no splicing then (read replies are copied into the entry). */
+	if (fuse_io_uring_planned(&fs->io)) {
+		log_info("FUSE over io_uring offered by the kernel: requests use per-CPU rings");
+		conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_READ);
+	} else {
+		if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+			conn->want |= FUSE_CAP_SPLICE_WRITE;
+		if (conn->capable & FUSE_CAP_SPLICE_READ)
+			conn->want |= FUSE_CAP_SPLICE_READ;
+	}
 	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_MOVE;
 	/* Locks: the kernel's own flock and POSIX locks are exact for a single
 	 * host, which the home mount is. */
@@ -2304,6 +2311,7 @@ void fs_opts_default(struct fs_opts *o)
 	o->entry_timeout = 3600;
 	o->writeback_cache = 1;
 	o->passthrough = 1;
+	o->uring = 1;
 	o->commit_ms = 10;
 }
 
@@ -2464,6 +2472,7 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	mounted = 1;
 	fs->io.want = 1;
 	fs->io.pt_want = o->passthrough && passthrough_possible(fs);
+	fs->io.uring_want = o->uring;
 	fs->io.mountpoint = mountpoint;
 	fs->io.readahead_kb = home_readahead_kb(fs);
 	if (fuse_io_attach(fs->se, &fs->io)) {
@@ -2491,6 +2500,7 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	if (rc < 0)
 		log_error("FUSE session ended with an error: %s", strerror(-rc));
 	rc = 0;
+	fuse_io_detach(&fs->io); /* no request is served after this */
 out:
 	if (fs->sync) {
 		struct sync *sy = fs->sync;
@@ -2515,6 +2525,7 @@ out:
 	if (fs->se) {
 		struct fuse_session *se = fs->se;
 
+		fuse_io_detach(&fs->io);
 		fuse_remove_signal_handlers(se);
 		pthread_mutex_lock(&fs->lock);
 		fs->se = NULL; /* batch_lost() must not reach it any more */

@@ -25,6 +25,20 @@
  * daemon marked with fuse_io_passthrough_next() on the same thread. Backing
  * ids come from fuse_io_backing_open() (an ioctl on /dev/fuse, root only).
  *
+ * 4. FUSE over io_uring (kernel 6.14 and later, when the fuse module's
+ * enable_uring parameter is on; io->uring_want).
+ *
+ * Requests then reach the daemon through per-CPU io_uring queues instead of
+ * read(2) on /dev/fuse: a request made on CPU n is served by a thread pinned
+ * to CPU n, which answers it and fetches the next in one io_uring_enter().
+ * The caller and the daemon no longer bounce between the two CPUs of a
+ * small VM for every request; that bounce, not the daemon's work, was most
+ * of the cost of a create. libfuse learnt it in 3.18; with 3.14 fuse_io runs
+ * the rings itself: a request is reassembled into the /dev/fuse message
+ * layout and handed to fuse_session_process_buf(), and the reply libfuse
+ * writes comes back here (io_writev) and goes into the ring entry. FORGET,
+ * INTERRUPT and notifications stay on /dev/fuse, as the kernel wants.
+ *
  * Everything else is the plain read/writev libfuse would have done. */
 #ifndef TIERFS_FUSE_IO_H
 #define TIERFS_FUSE_IO_H
@@ -46,6 +60,12 @@ struct fuse_io {
 	atomic_int pt_offered;            /* the kernel offered FUSE_PASSTHROUGH */
 	atomic_int pt_negotiated;         /* our INIT reply carried it */
 	int devfd;                        /* /dev/fuse, for the backing ioctls */
+	int uring_want;                   /* set before mount: serve over io_uring when offered */
+	atomic_int uring_offered;         /* the kernel offered FUSE_OVER_IO_URING */
+	atomic_int uring_started;         /* the rings are being registered */
+	atomic_uint_fast64_t uring_served; /* requests answered through the rings */
+	struct fuse_session *se;          /* set by fuse_io_attach */
+	_Atomic(struct fuse_uring *) ur;  /* the rings, once started */
 };
 
 struct fuse_session;
@@ -55,6 +75,14 @@ struct fuse_session;
  * with its struct fuse_io (io here), fields set (users static-assert the
  * offset). 0 or -1. */
 int fuse_io_attach(struct fuse_session *se, struct fuse_io *io);
+
+/* Stop the io_uring threads and free the rings (if any). Call after the
+ * session loop has ended, before fuse_session_destroy(). */
+void fuse_io_detach(struct fuse_io *io);
+/* In the filesystem's init callback: will requests come over io_uring?
+ * (Splicing replies to /dev/fuse must then be off: ring replies are
+ * written into the ring, never into the device.) */
+int fuse_io_uring_planned(const struct fuse_io *io);
 
 /* Register fd (a local file) as a backing file: its id (> 0) for
  * fuse_io_passthrough_next(), or -errno. */

@@ -39,9 +39,20 @@ tfs_expect_refused "mount with a wrong key" \
 echo "$TFS_ERR_LINE" | grep -q "wrong key" || tfs_problem "unclear error for a wrong key: $TFS_ERR_LINE"
 
 note "three cloud mounts at once"
+# mount 3 takes requests over io_uring where the kernel can (the fuse
+# module's enable_uring, turned on for the rest of this test)
+URING3=0
 for i in 1 2 3; do
+	[ "$i" = 3 ] && tfs_uring_on && URING3=1
 	cloud_mount "$URL" "$T/m$i" "$T/c$i" -o "$OPTS"
 done
+if [ "$URING3" = 1 ]; then
+	# the rings start once the kernel has the INIT reply, after the mount
+	cloud_wait_for 10 grep -q "FUSE over io_uring: [0-9]* queues" "$T/c3/tierfs.log" ||
+		tfs_problem "mount 3 did not start its io_uring queues: $(tail -n 2 "$T/c3/tierfs.log")"
+else
+	note "this kernel has no FUSE over io_uring: mount 3 uses /dev/fuse too"
+fi
 grep -q "^$URL $T/m1 fuse.tierfs ro," /proc/self/mounts || tfs_problem "m1 is not a read-only fuse.tierfs mount of '$URL'"
 for i in 1 2 3; do
 	cloud_check_tree "$T/src" "$T/m$i" "mount $i"
@@ -228,4 +239,9 @@ note "unmount"
 for i in 1 2 3 4; do
 	cloud_umount "$T/m$i" "$T/c$i"
 done
+if [ "$URING3" = 1 ]; then
+	served=$(sed -n 's/.*FUSE over io_uring: \([0-9]*\) requests served.*/\1/p' "$T/c3/tierfs.log" | tail -n 1)
+	[ "${served:-0}" -ge 100 ] || tfs_problem "mount 3: its rings answered ${served:-no} requests"
+	note "mount 3: ${served:-0} requests through io_uring"
+fi
 tfs_finish

@@ -109,6 +109,44 @@ tfs_kill_volume()
 	done
 }
 
+# FUSE over io_uring is a fuse module parameter (enable_uring), global to
+# the machine: tests that need it turn it on and the last one done puts the
+# value back (a count under a lock, since ctest runs tests in parallel).
+TFS_URING_PARAM=/sys/module/fuse/parameters/enable_uring
+TFS_URING_STATE=${TMPDIR:-/tmp}/tierfs-test-uring.state
+TFS_URING_ON=0
+# tfs_uring_on: 0 when FUSE over io_uring is on for this test, 1 when this
+# kernel cannot (no parameter, or not root).
+tfs_uring_on()
+{
+	[ -w "$TFS_URING_PARAM" ] || return 1
+	(
+		flock 9
+		local n=0 orig
+		[ -s "$TFS_URING_STATE" ] && read -r n orig <"$TFS_URING_STATE"
+		[ "$n" -gt 0 ] 2>/dev/null || { n=0; orig=$(cat "$TFS_URING_PARAM"); }
+		echo Y >"$TFS_URING_PARAM" || exit 1
+		echo "$((n + 1)) $orig" >"$TFS_URING_STATE"
+	) 9>"$TFS_URING_STATE.lock" || return 1
+	TFS_URING_ON=1
+}
+tfs_uring_off()
+{
+	[ "$TFS_URING_ON" = 1 ] || return 0
+	(
+		flock 9
+		local n=1 orig=N
+		[ -s "$TFS_URING_STATE" ] && read -r n orig <"$TFS_URING_STATE"
+		if [ "$n" -le 1 ] 2>/dev/null; then
+			echo "$orig" >"$TFS_URING_PARAM"
+			rm -f "$TFS_URING_STATE"
+		else
+			echo "$((n - 1)) $orig" >"$TFS_URING_STATE"
+		fi
+	) 9>"$TFS_URING_STATE.lock"
+	TFS_URING_ON=0
+}
+
 # tfs_cleanup [STATUS]: the EXIT trap; exits with STATUS (default $?).
 tfs_cleanup()
 {
@@ -121,6 +159,7 @@ tfs_cleanup()
 	for v in "${TFS_VOLUMES[@]}"; do
 		tfs_kill_volume "$v"
 	done
+	tfs_uring_off
 	if [ -n "${TFS_KEEP:-}" ]; then
 		note "kept $T"
 	else
