@@ -188,10 +188,13 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 /* Room in front of the payload for the request's header and first
  * argument, so that the three make one /dev/fuse-style message in place. */
 #define UR_PREFIX 256
-/* Threads (each with one ring entry) per online CPU. An entry is only
- * offered to the kernel while its thread is free, so a request never waits
- * behind a slow one; eight per CPU is what the /dev/fuse loop allows. */
-#define UR_THREADS_PER_CPU 8
+/* Threads (each with one ring entry and a max_write payload buffer) per
+ * online CPU: 16 in all, as the /dev/fuse loop allows, at least 2 and at
+ * most 8 per CPU. An entry is only offered to the kernel while its thread is
+ * free, so a request never waits behind a slow one while a thread is free. */
+#define UR_THREADS_TOTAL 16
+#define UR_THREADS_MIN 2
+#define UR_THREADS_MAX 8
 
 struct ur_ent {
 	struct fuse_io *io;
@@ -417,7 +420,8 @@ static void *ur_main(void *arg)
 /* Start the rings once the INIT reply (with max_write, max_pages) is out. */
 static void ur_start(struct fuse_io *io, uint32_t max_write, uint32_t max_pages)
 {
-	int ncpu = get_nprocs_conf(), online = get_nprocs(), n = 0, started = 0;
+	int ncpu = get_nprocs_conf(), online = 0, n = 0, started = 0, per_cpu;
+	cpu_set_t live; /* the CPUs we may run on: online ones, normally */
 	struct fuse_uring *ur;
 	size_t pay = max_write;
 
@@ -428,16 +432,24 @@ static void ur_start(struct fuse_io *io, uint32_t max_write, uint32_t max_pages)
 	ur = calloc(1, sizeof(*ur));
 	if (!ur || ncpu < 1)
 		goto fail;
+	if (sched_getaffinity(0, sizeof(live), &live))
+		CPU_ZERO(&live);
+	if (ncpu > CPU_SETSIZE)
+		ncpu = CPU_SETSIZE;
+	for (int q = 0; q < ncpu; q++)
+		online += CPU_ISSET(q, &live) != 0;
+	per_cpu = UR_THREADS_TOTAL / (online > 0 ? online : 1);
+	per_cpu = per_cpu < UR_THREADS_MIN ? UR_THREADS_MIN : per_cpu > UR_THREADS_MAX ? UR_THREADS_MAX : per_cpu;
 	/* every possible CPU needs an entry before the kernel uses the ring;
 	 * CPUs that are not online get one thread */
 	for (int q = 0; q < ncpu; q++)
-		n += q < online ? UR_THREADS_PER_CPU : 1;
+		n += CPU_ISSET(q, &live) ? per_cpu : 1;
 	ur->ents = calloc((size_t)n, sizeof(*ur->ents));
 	if (!ur->ents)
 		goto fail;
 	ur->payload_max = pay;
 	for (int q = 0, k = 0; q < ncpu; q++) {
-		int per = q < online ? UR_THREADS_PER_CPU : 1;
+		int per = CPU_ISSET(q, &live) ? per_cpu : 1;
 
 		for (int t = 0; t < per; t++, k++) {
 			struct ur_ent *e = &ur->ents[k];
