@@ -587,8 +587,10 @@ static int fetch_chunk(void *arg, const char *name, uint32_t len, struct tbuf *o
 	int rc;
 
 	snap_key_chunk(name, key);
-	/* the object arrives in a pooled buffer when it fits one */
-	if ((uint64_t)len + CODEC_OVERHEAD <= BIGBUF_SIZE && !tbuf_use_bigbuf(&obj))
+	/* a full-size chunk arrives in a pooled buffer (smaller ones, whose
+	 * memory the cache counts by length, get buffers of their own size) */
+	if ((uint64_t)len >= BIGBUF_SIZE / 2 && (uint64_t)len + CODEC_OVERHEAD <= BIGBUF_SIZE &&
+	    !tbuf_use_bigbuf(&obj))
 		pooled = obj.data;
 	rc = store_get(cl->st, key, 0, STORE_WHOLE, &obj);
 	if (rc) {
@@ -605,9 +607,23 @@ static int fetch_chunk(void *arg, const char *name, uint32_t len, struct tbuf *o
 	 * name; hashing the plaintext again cost an eighth of a cold read's CPU.
 	 * Cache files, plaintext at rest, are checked against their names.
 	 */
-	if (!out->cap && (uint64_t)len + 1 <= BIGBUF_SIZE && tbuf_use_bigbuf(out)) {
-		rc = -ENOMEM;
-		goto out;
+	if (!out->cap) {
+		void *p = NULL;
+		size_t cap = ((size_t)len + 1 + 4095) & ~(size_t)4095;
+
+		if ((uint64_t)len >= BIGBUF_SIZE / 2 && (uint64_t)len + 1 <= BIGBUF_SIZE) {
+			if (tbuf_use_bigbuf(out)) {
+				rc = -ENOMEM;
+				goto out;
+			}
+		} else if (posix_memalign(&p, 4096, cap)) {
+			rc = -ENOMEM;
+			goto out;
+		} else {
+			out->data = p;
+			out->cap = cap;
+			out->len = 0;
+		}
 	}
 	rc = codec_decode(&cl->key, obj.data, obj.len, name, 0, out);
 	if (rc) {

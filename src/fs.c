@@ -18,7 +18,9 @@
  *   SQLite transaction each: a crash leaves either the old or the new tree.
  * - One mutex (fs->lock) protects the SQLite connection, the inode table and
  *   every in-memory attribute. Nothing blocks on I/O while holding it except
- *   SQLite itself. Lock order: fs->lock only; no other lock nests inside.
+ *   SQLite itself. Lock order: fs->lock, then spare_lock (make_node takes a
+ *   spare data file); the spare thread never holds spare_lock while taking
+ *   fs->lock.
  * - The kernel caches names and attributes for long timeouts (the home mount
  *   owns its namespace) and, by default, uses write-back caching; permission
  *   checks are the kernel's (default_permissions), as on a local disk.
@@ -1032,6 +1034,7 @@ static int spare_stop(struct fs *fs, int started)
 	pthread_mutex_unlock(&fs->spare_lock);
 	if (started)
 		pthread_join(fs->spare_thread, NULL);
+	pthread_mutex_lock(&fs->spare_lock);
 	for (; fs->spare_n; fs->spare_n--) {
 		struct spare *sp = &fs->spares[fs->spare_head];
 		char dname[VOLUME_DATA_NAME_MAX];
@@ -1042,6 +1045,7 @@ static int spare_stop(struct fs *fs, int started)
 			rc = -errno;
 		fs->spare_head = (fs->spare_head + 1) % SPARE_MAX;
 	}
+	pthread_mutex_unlock(&fs->spare_lock);
 	return rc;
 }
 

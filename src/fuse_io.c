@@ -189,11 +189,14 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
  * argument, so that the three make one /dev/fuse-style message in place. */
 #define UR_PREFIX 256
 /* Threads (each with one ring entry and a max_write payload buffer) per
- * online CPU: 16 in all, as the /dev/fuse loop allows, at least 2 and at
- * most 8 per CPU. An entry is only offered to the kernel while its thread is
- * free, so a request never waits behind a slow one while a thread is free. */
+ * online CPU: 16 in all, as the /dev/fuse loop allows, but at least 4 and at
+ * most 8 per CPU, since the kernel never moves a request to another CPU's
+ * queue. An entry is only offered to the kernel while its thread is free, so
+ * a request waits behind a slow one only when all its queue's threads are
+ * busy. Possible CPUs that are not online get one thread (the kernel wants
+ * every queue to have an entry before it uses any). */
 #define UR_THREADS_TOTAL 16
-#define UR_THREADS_MIN 2
+#define UR_THREADS_MIN 4
 #define UR_THREADS_MAX 8
 
 struct ur_ent {
@@ -373,17 +376,23 @@ static void ur_serve(struct ur_ent *e)
 	atomic_fetch_add(&e->io->uring_served, 1);
 }
 
+static void ur_warn(struct fuse_uring *ur, int qid, const char *what, int err)
+{
+	if (!atomic_exchange(&ur->warned, 1))
+		log_error("io_uring: queue %d: %s: %s (logged once)", qid, what, strerror(-err));
+}
+
 static void *ur_main(void *arg)
 {
 	struct ur_ent *e = arg;
 	struct fuse_uring *ur = e->ur;
 	struct __kernel_timespec ts = { 1, 0 };
 	cpu_set_t cpus;
-	int rc;
+	int rc, served = 0, retries = 0;
 
 	CPU_ZERO(&cpus);
 	CPU_SET(e->qid, &cpus);
-	(void)pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus); /* offline: not pinned */
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus); /* else unpinned */
 	rc = ur_queue_cmd(e, TFS_URING_CMD_REGISTER, 0);
 	while (!rc && !atomic_load(&ur->stop)) {
 		struct io_uring_cqe *cqe = NULL;
@@ -395,47 +404,99 @@ static void *ur_main(void *arg)
 			continue; /* nothing yet (or only our submission went out) */
 		}
 		if (rc < 0) {
-			if (!atomic_exchange(&ur->warned, 1))
-				log_error("io_uring: queue %d: waiting: %s; requests the rings cannot take"
-					  " stay on /dev/fuse (logged once)", e->qid, strerror(-rc));
-			break;
+			/* the submission did not go out (EBUSY, EAGAIN, ENOMEM):
+			 * once the rings are complete the kernel sends this
+			 * queue's requests nowhere else, so keep the entry */
+			ur_warn(ur, e->qid, "submitting", rc);
+			usleep(10000);
+			rc = 0;
+			continue;
 		}
 		res = cqe->res;
 		io_uring_cqe_seen(&e->ring, cqe);
-		if (res < 0) {
-			/* ENOTCONN, ECANCELED: the mount is going away */
-			if (res != -ENOTCONN && res != -ECANCELED && res != -ENODEV &&
-			    !atomic_exchange(&ur->warned, 1))
-				log_error("io_uring: queue %d: %s; requests the rings cannot take stay on"
-					  " /dev/fuse (logged once)", e->qid, strerror(-res));
-			rc = res;
+		if (res == -ENOTCONN || res == -ECANCELED || res == -ENODEV) {
+			rc = res; /* the mount is going away */
 			break;
 		}
+		if (res < 0) {
+			/* A refused registration (the rings then never complete:
+			 * requests stay on /dev/fuse), or an entry the kernel
+			 * dropped after a commit: registered again, a few times. */
+			ur_warn(ur, e->qid, served ? "committing a reply" : "registering", res);
+			if (!served || ++retries > 3) {
+				rc = res;
+				break;
+			}
+			usleep(10000);
+			rc = ur_queue_cmd(e, TFS_URING_CMD_REGISTER, 0);
+			continue;
+		}
+		served = 1;
+		retries = 0;
 		ur_serve(e);
 		rc = ur_queue_cmd(e, TFS_URING_CMD_COMMIT_AND_FETCH, e->hdr->ent.commit_id);
 	}
+	if (!rc)
+		io_uring_submit(&e->ring); /* a reply queued as stop came still goes out */
 	return NULL; /* the ring is freed by fuse_io_detach */
+}
+
+/* Highest CPU number + 1 in a sysfs CPU list ("0-3,6,8-9"), with each CPU
+ * set in *set when set is not NULL; 0 when the file cannot be read. */
+static int cpu_list(const char *path, cpu_set_t *set)
+{
+	char buf[4096], *p = buf;
+	FILE *f = fopen(path, "re");
+	int top = 0;
+
+	if (set)
+		CPU_ZERO(set);
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	while (*p >= '0' && *p <= '9') {
+		char *end;
+		long a = strtol(p, &end, 10), b = a;
+
+		if (*end == '-')
+			b = strtol(end + 1, &end, 10);
+		for (long c = a; c <= b && c < CPU_SETSIZE; c++)
+			if (set)
+				CPU_SET((int)c, set);
+		if (b + 1 > top)
+			top = (int)(b + 1);
+		if (*end != ',')
+			break;
+		p = end + 1;
+	}
+	return top;
 }
 
 /* Start the rings once the INIT reply (with max_write, max_pages) is out. */
 static void ur_start(struct fuse_io *io, uint32_t max_write, uint32_t max_pages)
 {
-	int ncpu = get_nprocs_conf(), online = 0, n = 0, started = 0, per_cpu;
-	cpu_set_t live; /* the CPUs we may run on: online ones, normally */
+	/* The kernel makes a queue per possible CPU (not per present one,
+	 * which is what get_nprocs_conf() counts) and sends a request to the
+	 * queue of the CPU it was made on. */
+	int ncpu = cpu_list("/sys/devices/system/cpu/possible", NULL), online = 0, n = 0;
+	int started = 0, per_cpu;
+	cpu_set_t live; /* online CPUs */
 	struct fuse_uring *ur;
-	size_t pay = max_write;
+	size_t pay = max_write, page = (size_t)sysconf(_SC_PAGESIZE);
 
-	if ((size_t)max_pages * 4096 > pay)
-		pay = (size_t)max_pages * 4096;
+	if (ncpu <= 0 || ncpu > CPU_SETSIZE || !cpu_list("/sys/devices/system/cpu/online", &live)) {
+		log_error("io_uring: cannot read this machine's CPUs; requests stay on /dev/fuse");
+		return;
+	}
+	if ((size_t)max_pages * page > pay)
+		pay = (size_t)max_pages * page;
 	if (pay < 8192) /* FUSE_MIN_READ_BUFFER */
 		pay = 8192;
 	ur = calloc(1, sizeof(*ur));
 	if (!ur || ncpu < 1)
 		goto fail;
-	if (sched_getaffinity(0, sizeof(live), &live))
-		CPU_ZERO(&live);
-	if (ncpu > CPU_SETSIZE)
-		ncpu = CPU_SETSIZE;
 	for (int q = 0; q < ncpu; q++)
 		online += CPU_ISSET(q, &live) != 0;
 	per_cpu = UR_THREADS_TOTAL / (online > 0 ? online : 1);
@@ -584,12 +645,11 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 			max_write = out->max_write;
 			max_pages = out->max_pages;
-			/* says the rings will come: the connection then keeps
-			 * them even if enable_uring is turned off meanwhile */
-			if (fuse_io_uring_planned(io)) {
-				out->flags |= TFS_INIT_EXT;
-				out->flags2 |= TFS_OVER_IO_URING2;
-			}
+			/* FUSE_OVER_IO_URING is not put in the reply: with it the
+			 * kernel holds every request until all queues have an
+			 * entry, and a ring that fails to come up would hang the
+			 * mount. Without it, requests use /dev/fuse until the
+			 * rings are complete, and for good if they never are. */
 		}
 		if (is_init && oh->error == 0 && io->pt_want && atomic_load(&io->pt_offered) &&
 		    count >= 2 && iov[1].iov_len >= sizeof(struct tfs_init_out_head)) {
