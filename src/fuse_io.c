@@ -221,6 +221,9 @@ struct fuse_uring {
 	atomic_int stop;
 	atomic_int warned;  /* a queue's failure was logged */
 	size_t payload_max;
+	pthread_mutex_t go_mu; /* go: the INIT reply is out, register now */
+	pthread_cond_t go_cv;
+	int go;
 };
 
 static __thread struct ur_ent *ur_current; /* the entry this thread serves */
@@ -393,6 +396,11 @@ static void *ur_main(void *arg)
 	CPU_ZERO(&cpus);
 	CPU_SET(e->qid, &cpus);
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus); /* else unpinned */
+	/* the kernel takes registrations once it has the INIT reply */
+	pthread_mutex_lock(&ur->go_mu);
+	while (!ur->go && !atomic_load(&ur->stop))
+		pthread_cond_wait(&ur->go_cv, &ur->go_mu);
+	pthread_mutex_unlock(&ur->go_mu);
 	rc = ur_queue_cmd(e, TFS_URING_CMD_REGISTER, 0);
 	while (!rc && !atomic_load(&ur->stop)) {
 		struct io_uring_cqe *cqe = NULL;
@@ -474,8 +482,20 @@ static int cpu_list(const char *path, cpu_set_t *set)
 	return top;
 }
 
-/* Start the rings once the INIT reply (with max_write, max_pages) is out. */
-static void ur_start(struct fuse_io *io, uint32_t max_write, uint32_t max_pages)
+static void ur_free(struct fuse_uring *ur);
+
+/*
+ * Everything the rings need, made before the INIT reply goes out: the
+ * reply then says FUSE_OVER_IO_URING, which ties the connection to its
+ * rings (turning enable_uring off later no longer breaks them) but makes the
+ * kernel hold every request until all queues have an entry, so nothing that
+ * can fail may be left for after it: the entries, their rings and their
+ * threads (which wait for ur_go() to register) exist first, or the reply
+ * does not mention the rings and requests stay on /dev/fuse. A refused
+ * registration makes the kernel give up the rings and use /dev/fuse.
+ * 0, or -1 (nothing left behind).
+ */
+static int ur_prepare(struct fuse_io *io, uint32_t max_write, uint32_t max_pages)
 {
 	/* The kernel makes a queue per possible CPU (not per present one,
 	 * which is what get_nprocs_conf() counts) and sends a request to the
@@ -488,15 +508,17 @@ static void ur_start(struct fuse_io *io, uint32_t max_write, uint32_t max_pages)
 
 	if (ncpu <= 0 || ncpu > CPU_SETSIZE || !cpu_list("/sys/devices/system/cpu/online", &live)) {
 		log_error("io_uring: cannot read this machine's CPUs; requests stay on /dev/fuse");
-		return;
+		return -1;
 	}
 	if ((size_t)max_pages * page > pay)
 		pay = (size_t)max_pages * page;
 	if (pay < 8192) /* FUSE_MIN_READ_BUFFER */
 		pay = 8192;
 	ur = calloc(1, sizeof(*ur));
-	if (!ur || ncpu < 1)
+	if (!ur)
 		goto fail;
+	pthread_mutex_init(&ur->go_mu, NULL);
+	pthread_cond_init(&ur->go_cv, NULL);
 	for (int q = 0; q < ncpu; q++)
 		online += CPU_ISSET(q, &live) != 0;
 	per_cpu = UR_THREADS_TOTAL / (online > 0 ? online : 1);
@@ -549,35 +571,41 @@ static void ur_start(struct fuse_io *io, uint32_t max_write, uint32_t max_pages)
 			}
 		}
 	}
-	atomic_store(&io->ur, ur);
-	for (int k = 0; k < ur->nents; k++)
-		if (pthread_create(&ur->ents[k].thread, NULL, ur_main, &ur->ents[k]) == 0) {
-			ur->ents[k].started = 1;
-			started++;
+	for (int k = 0; k < ur->nents; k++) {
+		if (pthread_create(&ur->ents[k].thread, NULL, ur_main, &ur->ents[k])) {
+			log_error("io_uring: cannot start a ring thread");
+			goto fail;
 		}
+		ur->ents[k].started = 1;
+		started++;
+	}
+	atomic_store(&io->ur, ur);
 	log_info("FUSE over io_uring: %d queues, %d threads", ncpu, started);
-	return;
+	return 0;
 fail:
 	log_error("io_uring: cannot set up the rings; requests stay on /dev/fuse");
-	if (ur) {
-		for (int k = 0; k < ur->nents; k++) {
-			if (ur->ents[k].ring_ok)
-				io_uring_queue_exit(&ur->ents[k].ring);
-			free(ur->ents[k].hdr);
-			free(ur->ents[k].buf);
-		}
-		free(ur->ents);
-		free(ur);
-	}
+	ur_free(ur);
+	return -1;
 }
 
-void fuse_io_detach(struct fuse_io *io)
+/* The INIT reply is out: the threads register their entries. */
+static void ur_go(struct fuse_uring *ur)
 {
-	struct fuse_uring *ur = atomic_load(&io->ur);
+	pthread_mutex_lock(&ur->go_mu);
+	ur->go = 1;
+	pthread_cond_broadcast(&ur->go_cv);
+	pthread_mutex_unlock(&ur->go_mu);
+}
 
+/* Stop and join the threads, free the rings and buffers. */
+static void ur_free(struct fuse_uring *ur)
+{
 	if (!ur)
 		return;
 	atomic_store(&ur->stop, 1);
+	pthread_mutex_lock(&ur->go_mu);
+	pthread_cond_broadcast(&ur->go_cv);
+	pthread_mutex_unlock(&ur->go_mu);
 	for (int k = 0; k < ur->nents; k++) {
 		struct ur_ent *e = &ur->ents[k];
 
@@ -588,9 +616,6 @@ void fuse_io_detach(struct fuse_io *io)
 	for (int k = 0; k < ur->nents; k++)
 		if (ur->ents[k].started)
 			pthread_join(ur->ents[k].thread, NULL);
-	log_info("FUSE over io_uring: %llu requests served",
-		 (unsigned long long)atomic_load(&io->uring_served));
-	atomic_store(&io->ur, NULL);
 	for (int k = 0; k < ur->nents; k++) {
 		if (ur->ents[k].ring_ok)
 			io_uring_queue_exit(&ur->ents[k].ring);
@@ -599,8 +624,22 @@ void fuse_io_detach(struct fuse_io *io)
 		free(ur->ents[k].hdr);
 		free(ur->ents[k].buf);
 	}
+	pthread_mutex_destroy(&ur->go_mu);
+	pthread_cond_destroy(&ur->go_cv);
 	free(ur->ents);
 	free(ur);
+}
+
+void fuse_io_detach(struct fuse_io *io)
+{
+	struct fuse_uring *ur = atomic_load(&io->ur);
+
+	if (!ur)
+		return;
+	atomic_store(&io->ur, NULL);
+	ur_free(ur);
+	log_info("FUSE over io_uring: %llu requests served",
+		 (unsigned long long)atomic_load(&io->uring_served));
 }
 
 /* writev(2) with the INIT reply amended; -1 and errno as libfuse expects. */
@@ -645,11 +684,13 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 			max_write = out->max_write;
 			max_pages = out->max_pages;
-			/* FUSE_OVER_IO_URING is not put in the reply: with it the
-			 * kernel holds every request until all queues have an
-			 * entry, and a ring that fails to come up would hang the
-			 * mount. Without it, requests use /dev/fuse until the
-			 * rings are complete, and for good if they never are. */
+			/* announce the rings only once they exist (ur_prepare) */
+			if (fuse_io_uring_planned(io) && max_write &&
+			    !atomic_exchange(&io->uring_started, 1) &&
+			    ur_prepare(io, max_write, max_pages) == 0) {
+				out->flags |= TFS_INIT_EXT;
+				out->flags2 |= TFS_OVER_IO_URING2;
+			}
 		}
 		if (is_init && oh->error == 0 && io->pt_want && atomic_load(&io->pt_offered) &&
 		    count >= 2 && iov[1].iov_len >= sizeof(struct tfs_init_out_head)) {
@@ -674,8 +715,8 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		if (io->readahead_kb && io->mountpoint)
 			set_readahead(io->mountpoint, io->readahead_kb);
 		/* the kernel has taken the INIT reply: rings can register now */
-		if (fuse_io_uring_planned(io) && max_write && !atomic_exchange(&io->uring_started, 1))
-			ur_start(io, max_write, max_pages);
+		if (atomic_load(&io->ur))
+			ur_go(atomic_load(&io->ur));
 		errno = e;
 	}
 	return n;

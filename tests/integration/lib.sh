@@ -111,39 +111,50 @@ tfs_kill_volume()
 
 # FUSE over io_uring is a fuse module parameter (enable_uring), global to
 # the machine: tests that need it turn it on and the last one done puts the
-# value back (a count under a lock, since ctest runs tests in parallel).
+# value back. The state file holds the value found, then the pids of the
+# tests that want it on (under a lock, since ctest runs tests in parallel;
+# pids no longer alive are dropped, so a killed test does not keep it on).
 TFS_URING_PARAM=/sys/module/fuse/parameters/enable_uring
 TFS_URING_STATE=${TMPDIR:-/tmp}/tierfs-test-uring.state
 TFS_URING_ON=0
+# _tfs_uring_update ADD|DEL: under the lock, update the holders and the parameter
+_tfs_uring_update()
+{
+	(
+		flock 9
+		local orig= pids=() p first=1
+		if [ -s "$TFS_URING_STATE" ]; then
+			while read -r p; do
+				if [ "$first" = 1 ]; then orig=$p; first=0; continue; fi
+				[ "$p" != "$$" ] && kill -0 "$p" 2>/dev/null && pids+=("$p")
+			done <"$TFS_URING_STATE"
+		fi
+		# the value from before the first holder (recorded, else current)
+		[ -n "$orig" ] || orig=$(cat "$TFS_URING_PARAM")
+		if [ "$1" = ADD ]; then
+			pids+=("$$")
+			echo Y >"$TFS_URING_PARAM" || exit 1
+		fi
+		if [ ${#pids[@]} -eq 0 ]; then
+			echo "$orig" >"$TFS_URING_PARAM"
+			rm -f "$TFS_URING_STATE"
+		else
+			printf '%s\n' "$orig" "${pids[@]}" >"$TFS_URING_STATE"
+		fi
+	) 9>"$TFS_URING_STATE.lock"
+}
 # tfs_uring_on: 0 when FUSE over io_uring is on for this test, 1 when this
 # kernel cannot (no parameter, or not root).
 tfs_uring_on()
 {
 	[ -w "$TFS_URING_PARAM" ] || return 1
-	(
-		flock 9
-		local n=0 orig
-		[ -s "$TFS_URING_STATE" ] && read -r n orig <"$TFS_URING_STATE"
-		[ "$n" -gt 0 ] 2>/dev/null || { n=0; orig=$(cat "$TFS_URING_PARAM"); }
-		echo Y >"$TFS_URING_PARAM" || exit 1
-		echo "$((n + 1)) $orig" >"$TFS_URING_STATE"
-	) 9>"$TFS_URING_STATE.lock" || return 1
+	_tfs_uring_update ADD || return 1
 	TFS_URING_ON=1
 }
 tfs_uring_off()
 {
 	[ "$TFS_URING_ON" = 1 ] || return 0
-	(
-		flock 9
-		local n=1 orig=N
-		[ -s "$TFS_URING_STATE" ] && read -r n orig <"$TFS_URING_STATE"
-		if [ "$n" -le 1 ] 2>/dev/null; then
-			echo "$orig" >"$TFS_URING_PARAM"
-			rm -f "$TFS_URING_STATE"
-		else
-			echo "$((n - 1)) $orig" >"$TFS_URING_STATE"
-		fi
-	) 9>"$TFS_URING_STATE.lock"
+	_tfs_uring_update DEL
 	TFS_URING_ON=0
 }
 

@@ -5,7 +5,9 @@
 #     (kernel.io_uring_disabled=2, as seccomp or a hardened host would), a
 #     home mount logs that it cannot make its rings and serves every request
 #     over /dev/fuse: creates, writes, reads, renames, a listing, unmount;
-#  2. with io_uring allowed again, the next mount's rings answer requests.
+#  2. with io_uring allowed again, the next mount's rings answer requests,
+#     and keep answering after the fuse module's enable_uring is turned off
+#     under the live mount (the connection is tied to its rings).
 # Both settings are global: ctest runs this test apart from the others that
 # turn on enable_uring (RESOURCE_LOCK fuse_uring), and the EXIT trap puts
 # them back.
@@ -48,8 +50,15 @@ for _ in $(seq 100); do grep -q "FUSE over io_uring: [0-9]* queues" "$VOL/tierfs
 grep -q "FUSE over io_uring: [0-9]* queues" "$VOL/tierfs.log" || fail "rings not started with io_uring allowed"
 for i in $(seq 50); do echo "again-$i" >"$MNT/d/h$i" || fail "create h$i"; done
 [ "$(cat "$MNT/d/h9")" = again-9 ] || fail "read back h9"
+echo N >"$TFS_URING_PARAM" || fail "cannot turn enable_uring off"
+for i in $(seq 50); do
+	timeout 10 sh -c "echo after-$i >'$MNT/d/k$i'" || { echo Y >"$TFS_URING_PARAM"; fail "create k$i hung or failed after enable_uring was turned off"; }
+done
+[ "$(timeout 10 cat "$MNT/d/k9")" = after-9 ] || { echo Y >"$TFS_URING_PARAM"; fail "read back k9 after enable_uring was turned off"; }
+echo Y >"$TFS_URING_PARAM"
 tfs_umount "$MNT"
 served=$(sed -n 's/.*FUSE over io_uring: \([0-9]*\) requests served.*/\1/p' "$VOL/tierfs.log" | tail -n 1)
-[ "${served:-0}" -ge 50 ] || fail "the rings answered ${served:-no} requests"
+[ "${served:-0}" -ge 100 ] || fail "the rings answered ${served:-no} requests"
+grep -q "io_uring: queue" "$VOL/tierfs.log" && fail "a ring failed: $(grep "io_uring: queue" "$VOL/tierfs.log" | head -n 1)"
 timeout 120 "$TIERFS" fsck "$VOL" >/dev/null || fail "fsck"
-note "io_uring allowed again: $served requests through the rings; fsck clean"
+note "io_uring allowed again: $served requests through the rings, before and after enable_uring was turned off under the mount; fsck clean"
