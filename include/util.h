@@ -42,10 +42,14 @@ uint8_t *tbuf_detach(struct tbuf *b, size_t *len_out);
 #define BIGBUF_KEEP 16
 void *bigbuf_get(void);
 void bigbuf_put(void *p);
-/* Point b (empty, unallocated) at a bigbuf; 0 or -ENOMEM. */
-int tbuf_use_bigbuf(struct tbuf *b);
-/* Release b: to the pool when its data is still the bigbuf 'orig', else free(). */
-void tbuf_release_bigbuf(struct tbuf *b, const void *orig);
+/* Point b (empty, unallocated) at a page-aligned buffer of at least need
+ * bytes: a pooled bigbuf when need is over half of BIGBUF_SIZE (a full-size
+ * chunk), else one of its own size, so that small chunks do not pin 4 MiB
+ * each. 0 or -ENOMEM. */
+int tbuf_use_chunkbuf(struct tbuf *b, size_t need);
+/* Release b's data, whatever it became: kept in the pool when it can serve
+ * as a bigbuf (bigbuf_put), else freed. */
+void tbuf_release_chunkbuf(struct tbuf *b);
 
 /* Monotonic and wall clock in nanoseconds. */
 uint64_t now_mono_ns(void);

@@ -583,15 +583,12 @@ static int fetch_chunk(void *arg, const char *name, uint32_t len, struct tbuf *o
 	struct cloud *cl = arg;
 	struct tbuf obj = TBUF_INIT;
 	char key[SNAP_KEY_MAX];
-	void *pooled = NULL;
 	int rc;
 
 	snap_key_chunk(name, key);
-	/* a full-size chunk arrives in a pooled buffer (smaller ones, whose
-	 * memory the cache counts by length, get buffers of their own size) */
-	if ((uint64_t)len >= BIGBUF_SIZE / 2 && (uint64_t)len + CODEC_OVERHEAD <= BIGBUF_SIZE &&
-	    !tbuf_use_bigbuf(&obj))
-		pooled = obj.data;
+	/* page-aligned and, for a full-size chunk, pooled (util.h) */
+	if (tbuf_use_chunkbuf(&obj, (size_t)len + CODEC_OVERHEAD))
+		return -ENOMEM;
 	rc = store_get(cl->st, key, 0, STORE_WHOLE, &obj);
 	if (rc) {
 		log_error("cannot fetch chunk object '%s': %s", key,
@@ -607,23 +604,9 @@ static int fetch_chunk(void *arg, const char *name, uint32_t len, struct tbuf *o
 	 * name; hashing the plaintext again cost an eighth of a cold read's CPU.
 	 * Cache files, plaintext at rest, are checked against their names.
 	 */
-	if (!out->cap) {
-		void *p = NULL;
-		size_t cap = ((size_t)len + 1 + 4095) & ~(size_t)4095;
-
-		if ((uint64_t)len >= BIGBUF_SIZE / 2 && (uint64_t)len + 1 <= BIGBUF_SIZE) {
-			if (tbuf_use_bigbuf(out)) {
-				rc = -ENOMEM;
-				goto out;
-			}
-		} else if (posix_memalign(&p, 4096, cap)) {
-			rc = -ENOMEM;
-			goto out;
-		} else {
-			out->data = p;
-			out->cap = cap;
-			out->len = 0;
-		}
+	if (!out->cap && tbuf_use_chunkbuf(out, (size_t)len + 1)) {
+		rc = -ENOMEM;
+		goto out;
 	}
 	rc = codec_decode(&cl->key, obj.data, obj.len, name, 0, out);
 	if (rc) {
@@ -638,7 +621,7 @@ static int fetch_chunk(void *arg, const char *name, uint32_t len, struct tbuf *o
 		rc = -EIO;
 	}
 out:
-	tbuf_release_bigbuf(&obj, pooled);
+	tbuf_release_chunkbuf(&obj);
 	return rc;
 }
 

@@ -207,7 +207,6 @@ struct ur_ent {
 	int qid, started, ring_ok;
 	struct tfs_uring_req_header *hdr; /* iov[0] */
 	uint8_t *buf;                     /* UR_PREFIX bytes, then the payload (iov[1]) */
-	size_t payload_max;
 	struct iovec iov[2];
 	atomic_uint_fast64_t unique;      /* the request being served, 0: none */
 	pthread_mutex_t mu;               /* replied, for replies from other threads */
@@ -241,7 +240,7 @@ static ssize_t ur_take_reply(struct ur_ent *e, const struct iovec *iov, int coun
 
 	for (int k = 0; k < count; k++)
 		total += iov[k].iov_len;
-	if (total < sizeof(*oh) || total - sizeof(*oh) > e->payload_max) {
+	if (total < sizeof(*oh) || total - sizeof(*oh) > e->ur->payload_max) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -265,6 +264,15 @@ static ssize_t ur_take_reply(struct ur_ent *e, const struct iovec *iov, int coun
 	oh->len = (uint32_t)total;
 	e->hdr->ent.payload_sz = (uint32_t)pay;
 	return (ssize_t)total;
+}
+
+/* Answer the request in e's entry with EIO instead of its reply. */
+static void ur_take_eio(struct ur_ent *e, uint64_t unique)
+{
+	struct fuse_out_header eh = { sizeof(eh), -EIO, unique };
+	struct iovec ev = { &eh, sizeof(eh) };
+
+	ur_take_reply(e, &ev, 1);
 }
 
 /* A reply for a request served through a ring: taken into its entry
@@ -300,11 +308,8 @@ static ssize_t ur_reply(struct fuse_io *io, const struct iovec *iov, int count)
 	n = ur_take_reply(e, iov, count);
 	if (n < 0) {
 		/* too big for the entry: the request fails instead */
-		struct fuse_out_header eh = { sizeof(eh), -EIO, oh->unique };
-		struct iovec ev = { &eh, sizeof(eh) };
-
-		log_error("io_uring: a %zu-byte reply does not fit its ring entry", (size_t)iov[0].iov_len);
-		ur_take_reply(e, &ev, 1);
+		log_error("io_uring: a reply does not fit its ring entry; EIO");
+		ur_take_eio(e, oh->unique);
 	}
 	e->replied = 1;
 	pthread_cond_signal(&e->cv);
@@ -347,13 +352,10 @@ static void ur_serve(struct ur_ent *e)
 	/* The kernel puts the first argument in op_in and the rest in the
 	 * payload; the header's len is the whole /dev/fuse message. */
 	if (ih.len < sizeof(ih) + (uint64_t)pay || ih.len - sizeof(ih) - pay > TFS_URING_OP_SZ ||
-	    pay > e->payload_max) {
-		struct fuse_out_header eh = { sizeof(eh), -EIO, ih.unique };
-		struct iovec ev = { &eh, sizeof(eh) };
-
+	    pay > e->ur->payload_max) {
 		log_error("io_uring: malformed request (opcode %u, len %u, payload %u)", ih.opcode,
 			  ih.len, pay);
-		ur_take_reply(e, &ev, 1);
+		ur_take_eio(e, ih.unique);
 		return;
 	}
 	arg0 = ih.len - sizeof(ih) - pay;
@@ -540,7 +542,6 @@ static int ur_prepare(struct fuse_io *io, uint32_t max_write, uint32_t max_pages
 			e->io = io;
 			e->ur = ur;
 			e->qid = q;
-			e->payload_max = pay;
 			pthread_mutex_init(&e->mu, NULL);
 			pthread_cond_init(&e->cv, NULL);
 			ur->nents = k + 1; /* what fail: frees */

@@ -102,27 +102,33 @@ void bigbuf_put(void *p)
 	free(p);
 }
 
-int tbuf_use_bigbuf(struct tbuf *b)
+int tbuf_use_chunkbuf(struct tbuf *b, size_t need)
 {
-	void *p = bigbuf_get();
+	size_t cap = BIGBUF_SIZE;
+	void *p = NULL;
 
+	if (need > BIGBUF_SIZE / 2 && need <= BIGBUF_SIZE) {
+		p = bigbuf_get();
+	} else {
+		cap = (need + 4095) & ~(size_t)4095;
+		if (cap < need || posix_memalign(&p, 4096, cap ? cap : 4096))
+			p = NULL;
+		if (!cap)
+			cap = 4096;
+	}
 	if (!p)
 		return -ENOMEM;
 	b->data = p;
 	b->len = 0;
-	b->cap = BIGBUF_SIZE;
+	b->cap = cap;
 	return 0;
 }
 
-void tbuf_release_bigbuf(struct tbuf *b, const void *orig)
+void tbuf_release_chunkbuf(struct tbuf *b)
 {
-	if (orig && b->data == orig && b->cap == BIGBUF_SIZE) {
-		bigbuf_put(b->data);
-		b->data = NULL;
-		b->len = b->cap = 0;
-	} else {
-		tbuf_release(b);
-	}
+	bigbuf_put(b->data); /* pooled when it can serve as a bigbuf, else freed */
+	b->data = NULL;
+	b->len = b->cap = 0;
 }
 
 static uint64_t clock_ns(clockid_t id)

@@ -541,14 +541,14 @@ static void test_bigbuf(void **state)
 	for (int fill = 0; fill < 2; fill++) {
 		make_object(4 * MiB, fill ? FILL_RANDOM : FILL_TEXT, 77 + (uint64_t)fill, name, &obj,
 			    &plain);
-		assert_int_equal(tbuf_use_bigbuf(&out), 0);
+		assert_int_equal(tbuf_use_chunkbuf(&out, 4 * MiB + 1), 0);
 		first = out.data;
 		assert_true(((uintptr_t)first & 4095) == 0);
 		assert_int_equal(codec_decode(&key_a, obj.data, obj.len, name, 0, &out), 0);
 		assert_ptr_equal(out.data, first);
 		assert_int_equal(out.len, 4 * MiB);
 		assert_memory_equal(out.data, plain, 4 * MiB);
-		tbuf_release_bigbuf(&out, first);
+		tbuf_release_chunkbuf(&out);
 		assert_null(out.data);
 		again = bigbuf_get();
 		assert_ptr_equal(again, first); /* kept, handed out again */
