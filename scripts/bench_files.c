@@ -6,6 +6,10 @@
  *   create  open(O_CREAT|O_WRONLY) + write SIZE bytes (default 1024) + close, N files
  *   stat    stat() each of the N files
  *   unlink  unlink() each of the N files
+ *   absent  stat() N names that do not exist (DIR/a0000000 ...): each must
+ *           fail with ENOENT. On a FUSE mount every one is a LOOKUP the
+ *           daemon answers "no such entry", so this measures what one request
+ *           round trip costs with next to no work behind it
  * Files are DIR/f0000000 ... in one directory. Prints one line:
  *   PHASE N SECONDS OPS_PER_SECOND
  * and exits non-zero on the first failing call (after naming it).
@@ -38,7 +42,7 @@ static int fail(const char *what, const char *path)
 int main(int argc, char **argv)
 {
 	if (argc < 4 || argc > 5) {
-		fprintf(stderr, "usage: bench_files DIR N create|stat|unlink [SIZE]\n");
+		fprintf(stderr, "usage: bench_files DIR N create|stat|unlink|absent [SIZE]\n");
 		return 2;
 	}
 	const char *dir = argv[1];
@@ -61,7 +65,7 @@ int main(int argc, char **argv)
 		return 1;
 
 	int op = strcmp(phase, "create") == 0 ? 0 : strcmp(phase, "stat") == 0 ? 1
-		: strcmp(phase, "unlink") == 0 ? 2 : -1;
+		: strcmp(phase, "unlink") == 0 ? 2 : strcmp(phase, "absent") == 0 ? 3 : -1;
 	if (op < 0) {
 		fprintf(stderr, "bench_files: unknown phase '%s'\n", phase);
 		return 2;
@@ -69,7 +73,7 @@ int main(int argc, char **argv)
 
 	double t0 = now();
 	for (long i = 0; i < n; i++) {
-		snprintf(path, plen, "%s/f%07ld", dir, i);
+		snprintf(path, plen, "%s/%c%07ld", dir, op == 3 ? 'a' : 'f', i);
 		if (op == 0) {
 			int fd = open(path, O_CREAT | O_WRONLY, 0644);
 			if (fd < 0)
@@ -95,6 +99,14 @@ int main(int argc, char **argv)
 					path, (long long)st.st_size, size);
 				return 1;
 			}
+		} else if (op == 3) {
+			struct stat st;
+			if (stat(path, &st) == 0) {
+				fprintf(stderr, "bench_files: %s exists\n", path);
+				return 1;
+			}
+			if (errno != ENOENT)
+				return fail("stat", path);
 		} else {
 			if (unlink(path) < 0)
 				return fail("unlink", path);
