@@ -20,7 +20,7 @@
 #include "util.h"
 
 #define META_ROOT_INO 1
-#define META_SCHEMA_VERSION 1
+#define META_SCHEMA_VERSION 2 /* 2: inode.blocks (version 1 stores are upgraded on open) */
 #define META_APP_ID 0x54465331 /* "TFS1": PRAGMA application_id */
 
 struct meta;
@@ -36,6 +36,11 @@ struct meta_attr {
 	int64_t atime;
 	int64_t mtime;
 	int64_t ctime;
+	/* Regular files: the data file's st_blocks as the mount last recorded
+	 * it (when the inode left its memory), so that a lookup after the
+	 * kernel dropped the name need not stat the data file; -1 unknown.
+	 * Written by meta_inode_insert() and meta_inode_set_blocks() only. */
+	int64_t blocks;
 	int sync_state; /* read only here: the sync engine's (placement.h) */
 };
 
@@ -84,7 +89,9 @@ int64_t meta_batch_age_ns(struct meta *m);
 int meta_inode_get(struct meta *m, uint64_t ino, struct meta_attr *out);
 int meta_inode_insert(struct meta *m, const struct meta_attr *a,
 		      const void *target, size_t target_len);
+/* All attributes but blocks, which only meta_inode_set_blocks() writes. */
 int meta_inode_update(struct meta *m, const struct meta_attr *a);
+int meta_inode_set_blocks(struct meta *m, uint64_t ino, int64_t blocks);
 /* Delete the inode row and its xattrs. */
 int meta_inode_delete(struct meta *m, uint64_t ino);
 /* Symlink target appended to out. */

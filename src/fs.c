@@ -64,6 +64,8 @@ struct inode {
 	uint64_t parent;    /* directories: parent inode, for ".." */
 	int nopen;          /* open file handles; protected by fs->lock */
 	int dirty;          /* a differs from the store; protected by fs->lock */
+	int64_t blocks_db;  /* blocks as the store has it (-1 unknown); fs->lock */
+	int touched;        /* opened or truncated since loaded: blocks may differ */
 	uint64_t gen;       /* data generation: bumped by every change of data; fs->lock */
 	uint64_t queued_gen; /* gen last handed to the upload queue; fs->lock */
 	int remote;         /* some chunks only in the store (atomic reads on the data path) */
@@ -143,6 +145,7 @@ _Static_assert(offsetof(struct fs, io) == 0, "fuse_io_attach: userdata starts wi
 
 /* passthrough: the data file may have changed under the kernel */
 static void pt_refresh(struct fs *fs, struct inode *i);
+static void pt_own_change(struct fs *fs, struct inode *i);
 static void pt_refresh_all(struct fs *fs);
 
 static struct fs *req_fs(fuse_req_t req)
@@ -204,6 +207,7 @@ static struct inode *itab_add(struct fs *fs, const struct meta_attr *a)
 		return NULL;
 	i->ino = a->ino;
 	i->a = *a;
+	i->blocks_db = a->blocks;
 	i->remote = a->sync_state == SYNC_EVICTED || a->sync_state == SYNC_PARTIAL;
 	if (fs->hcount + 1 > fs->hsize)
 		itab_grow(fs);
@@ -446,6 +450,44 @@ static int reap_inodes(struct fs *fs)
 }
 
 /*
+ * Record the data file's block count for the next lookup (see fill_stat):
+ * at the last release (from its fd: fd >= 0), and as the inode leaves
+ * memory if it was truncated or never recorded. Nothing changes the data
+ * file of an inode the kernel and the handles are done with but the sync
+ * engine, which marks the count unknown (-1) in the same transaction as its
+ * new state. Only counts just read from the data file are written, so that
+ * mark is never overwritten by an older count. A failure only costs the
+ * cache.
+ */
+static void record_blocks(struct fs *fs, struct inode *i, int fd)
+{
+	char name[VOLUME_DATA_NAME_MAX];
+	struct stat ds;
+	int rc;
+
+	if (fd >= 0) {
+		rc = fstat(fd, &ds);
+	} else {
+		volume_data_name(i->ino, name);
+		rc = fstatat(fs->datafd, name, &ds, 0);
+	}
+	if (rc)
+		return;
+	i->touched = 0;
+	if ((int64_t)ds.st_blocks == i->blocks_db)
+		return;
+	rc = meta_begin(fs->meta);
+	if (!rc)
+		rc = meta_inode_set_blocks(fs->meta, i->ino, (int64_t)ds.st_blocks);
+	if (!rc)
+		rc = commit_op(fs);
+	else
+		meta_rollback(fs->meta);
+	if (!rc)
+		i->blocks_db = (int64_t)ds.st_blocks;
+}
+
+/*
  * Drop an inode from memory when the kernel and all handles are done with
  * it; queue it for deletion if it has no links left.
  */
@@ -453,6 +495,8 @@ static void iput_maybe(struct fs *fs, struct inode *i)
 {
 	if (i->nlookup || i->nopen || i->ino == META_ROOT_INO)
 		return;
+	if (i->a.nlink && S_ISREG(i->a.mode) && (i->touched || i->blocks_db < 0))
+		record_blocks(fs, i, -1);
 	if (i->a.nlink == 0) {
 		/* Deleted for good by the flusher, in batches (reap_inodes). */
 		struct reap *r = fs->reap;
@@ -503,7 +547,14 @@ static int64_t ns_from_ts(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-static void fill_stat(struct fs *fs, const struct inode *i, struct stat *st)
+/*
+ * st_blocks of a regular file comes from its data file; with stored, from
+ * the count recorded when the inode last left memory, if known: for an
+ * inode just loaded by a lookup, which then needs no lookup of its own in
+ * the data area (after the kernel dropped its caches, each such stat was a
+ * cold lookup in the backing file system as well).
+ */
+static void fill_stat(struct fs *fs, const struct inode *i, struct stat *st, int stored)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = i->ino;
@@ -517,7 +568,9 @@ static void fill_stat(struct fs *fs, const struct inode *i, struct stat *st)
 	ts_from_ns(&st->st_atim, i->a.atime);
 	ts_from_ns(&st->st_mtim, i->a.mtime);
 	ts_from_ns(&st->st_ctim, i->a.ctime);
-	if (S_ISREG(i->a.mode)) {
+	if (S_ISREG(i->a.mode) && stored && i->a.blocks >= 0) {
+		st->st_blocks = (blkcnt_t)i->a.blocks;
+	} else if (S_ISREG(i->a.mode)) {
 		char name[VOLUME_DATA_NAME_MAX];
 		struct stat ds;
 
@@ -530,7 +583,7 @@ static void fill_stat(struct fs *fs, const struct inode *i, struct stat *st)
 	}
 }
 
-static void fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *e)
+static void fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *e, int stored)
 {
 	pt_refresh(fs, i);
 	memset(e, 0, sizeof(*e));
@@ -538,15 +591,15 @@ static void fill_entry(struct fs *fs, struct inode *i, struct fuse_entry_param *
 	e->generation = 1;
 	e->attr_timeout = fs->opts.attr_timeout;
 	e->entry_timeout = fs->opts.entry_timeout;
-	fill_stat(fs, i, &e->attr);
+	fill_stat(fs, i, &e->attr, stored);
 }
 
 /* Reply to a lookup-like request and take a kernel reference. */
-static void reply_entry_locked(fuse_req_t req, struct fs *fs, struct inode *i)
+static void reply_entry_locked(fuse_req_t req, struct fs *fs, struct inode *i, int stored)
 {
 	struct fuse_entry_param e;
 
-	fill_entry(fs, i, &e);
+	fill_entry(fs, i, &e, stored);
 	i->nlookup++;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		i->nlookup--; /* the request was interrupted: no reference taken */
@@ -604,7 +657,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct meta_attr a;
 	struct inode *i;
 	uint64_t ino;
-	int rc = check_name(name);
+	int loaded, rc = check_name(name);
 
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -625,13 +678,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc)
 		goto err;
 	i = itab_find(fs, ino);
+	loaded = !i;
 	if (!i && !(i = itab_add(fs, &a))) {
 		rc = -ENOMEM;
 		goto err;
 	}
 	if (S_ISDIR(i->a.mode))
 		i->parent = parent;
-	reply_entry_locked(req, fs, i);
+	reply_entry_locked(req, fs, i, loaded);
 	pthread_mutex_unlock(&fs->lock);
 	return;
 err:
@@ -734,6 +788,25 @@ static void pt_refresh(struct fs *fs, struct inode *i)
 	mark_dirty(fs, i);
 }
 
+/*
+ * After a change of the data file made by the daemon itself (a WRITE that
+ * did not go through passthrough, e.g. root's write to a setuid file opened
+ * after a passthrough handle of the same file): take it as seen, so that
+ * pt_refresh() does not put it down to an unknown passthrough writer and
+ * clear setuid/setgid (a race seen in posix.sh killpriv when the first
+ * handle's RELEASE came after the write). Callers pt_refresh() before it.
+ */
+static void pt_own_change(struct fs *fs, struct inode *i)
+{
+	struct stat st;
+
+	(void)fs;
+	if (i->npt == 0 || fstat(i->ptfd, &st))
+		return;
+	i->pt_size = (uint64_t)st.st_size;
+	i->pt_mtime = ns_from_ts(&st.st_mtim);
+}
+
 /* Every inode open in passthrough: their data files may have changed. */
 static void pt_refresh_all(struct fs *fs)
 {
@@ -805,7 +878,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	rc = iget(fs, ino, &i);
 	if (!rc) {
 		pt_refresh(fs, i);
-		fill_stat(fs, i, &st);
+		fill_stat(fs, i, &st, 0);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	if (rc)
@@ -885,6 +958,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			rc = fd;
 			goto out;
 		}
+		i->touched = 1;
 		if (ftruncate(fd, attr->st_size))
 			rc = -errno;
 		if (own)
@@ -937,7 +1011,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	} else {
 		mark_dirty(fs, i);
 	}
-	fill_stat(fs, i, &st);
+	fill_stat(fs, i, &st, 0);
 out:
 	pthread_mutex_unlock(&fs->lock);
 	if (rc)
@@ -1076,6 +1150,7 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (rc != -ENOENT)
 		return rc;
 	memset(&a, 0, sizeof(a));
+	a.blocks = S_ISREG(mode) ? 0 : -1; /* a new data file is empty */
 	if (!S_ISREG(mode) || spare_take(fs, &a.ino, &fd))
 		a.ino = fs->next_ino++;
 	a.mode = mode;
@@ -1161,7 +1236,7 @@ static void reply_new_node(fuse_req_t req, fuse_ino_t parent, const char *name, 
 	pthread_mutex_lock(&fs->lock);
 	rc = make_node(req, parent, name, mode, rdev, target, &i, NULL);
 	if (!rc)
-		reply_entry_locked(req, fs, i);
+		reply_entry_locked(req, fs, i, 0);
 	pthread_mutex_unlock(&fs->lock);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -1212,6 +1287,7 @@ static struct handle *handle_new(struct inode *i, int fd)
 		h->fd = fd;
 		h->pt = 0;
 		h->ino = i;
+		i->touched = 1; /* with write-back caching any handle may write */
 	}
 	return h;
 }
@@ -1246,7 +1322,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	backing = pt_wanted(fs, i) ? pt_attach(fs, i, h) : 0;
 	i->nopen++;
 	i->nlookup++;
-	fill_entry(fs, i, &e);
+	fill_entry(fs, i, &e, 0);
 	fi->fh = (uintptr_t)h;
 	set_open_flags(fs, fi);
 out:
@@ -1361,6 +1437,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void note_write(struct fs *fs, struct inode *i, uint64_t end)
 {
 	pthread_mutex_lock(&fs->lock);
+	pt_own_change(fs, i);
 	i->gen++;
 	if (end > i->a.size)
 		i->a.size = end;
@@ -1385,6 +1462,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	}
 	if (!fi->writepage)
 		killpriv_on_write(fs, req, h->ino);
+	pthread_mutex_lock(&fs->lock);
+	if (h->ino->npt)
+		pt_refresh(fs, h->ino); /* passthrough writes so far: theirs */
+	pthread_mutex_unlock(&fs->lock);
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = h->fd;
 	out.buf[0].pos = off;
@@ -1415,6 +1496,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	pthread_mutex_lock(&fs->lock);
 	pt_detach(fs, h->ino, h);
+	if (h->ino->nopen == 1 && h->ino->a.nlink && S_ISREG(h->ino->a.mode))
+		record_blocks(fs, h->ino, h->fd);
 	close(h->fd);
 	h->ino->nopen--;
 	iput_maybe(fs, h->ino);
@@ -1556,7 +1639,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	}
 	p->a.mtime = p->a.ctime = now;
 	mark_dirty(fs, p);
-	reply_entry_locked(req, fs, i);
+	reply_entry_locked(req, fs, i, 0);
 out:
 	pthread_mutex_unlock(&fs->lock);
 	if (rc)
@@ -2124,28 +2207,34 @@ int fs_recover(struct volume *v)
 	if (sqlite3_exec(db, "DELETE FROM xattr WHERE ino IN (SELECT ino FROM inode WHERE nlink=0 AND ino<>1);"
 			 "DELETE FROM inode WHERE nlink=0 AND ino<>1", NULL, NULL, NULL) != SQLITE_OK)
 		goto sqlfail;
-	/* Sizes written through the data path but not yet flushed. */
-	if (sqlite3_prepare_v2(db, "SELECT ino, size FROM inode WHERE (mode & 61440) = 32768", -1, &s,
-			       NULL) != SQLITE_OK)
+	/* Sizes written through the data path but not yet flushed; block
+	 * counts recorded before the last writes (a cache: not counted). */
+	if (sqlite3_prepare_v2(db, "SELECT ino, size, blocks FROM inode WHERE (mode & 61440) = 32768",
+			       -1, &s, NULL) != SQLITE_OK)
 		goto sqlfail;
 	{
 		sqlite3_stmt *u = NULL;
 
-		if (sqlite3_prepare_v2(db, "UPDATE inode SET size=?2 WHERE ino=?1", -1, &u, NULL) != SQLITE_OK)
+		if (sqlite3_prepare_v2(db, "UPDATE inode SET size=?2, blocks=?3 WHERE ino=?1", -1, &u,
+				       NULL) != SQLITE_OK)
 			goto sqlfail;
 		while (sqlite3_step(s) == SQLITE_ROW) {
 			uint64_t ino = (uint64_t)sqlite3_column_int64(s, 0);
 			uint64_t size = (uint64_t)sqlite3_column_int64(s, 1);
+			int64_t blocks = sqlite3_column_int64(s, 2);
 			char name[VOLUME_DATA_NAME_MAX];
 			struct stat st;
 
 			volume_data_name(ino, name);
-			if (fstatat(v->datafd, name, &st, 0) == 0 && (uint64_t)st.st_size != size) {
+			if (fstatat(v->datafd, name, &st, 0) == 0 &&
+			    ((uint64_t)st.st_size != size || (int64_t)st.st_blocks != blocks)) {
 				sqlite3_bind_int64(u, 1, (int64_t)ino);
 				sqlite3_bind_int64(u, 2, st.st_size);
+				sqlite3_bind_int64(u, 3, (int64_t)st.st_blocks);
 				sqlite3_step(u);
 				sqlite3_reset(u);
-				repairs++;
+				if ((uint64_t)st.st_size != size)
+					repairs++;
 			}
 		}
 		sqlite3_finalize(u);

@@ -116,7 +116,7 @@ static void symlink_no_target(struct fsck *f, sqlite3_stmt *s)
 static void check_data(struct fsck *f, sqlite3_stmt *s)
 {
 	uint64_t ino = (uint64_t)col(s, 0);
-	int64_t size = col(s, 1);
+	int64_t size = col(s, 1), blocks = col(s, 2);
 	char name[VOLUME_DATA_NAME_MAX];
 	struct stat st;
 
@@ -130,7 +130,7 @@ static void check_data(struct fsck *f, sqlite3_stmt *s)
 			if (fd >= 0)
 				close(fd);
 			sqlite3_stmt *u;
-			if (sqlite3_prepare_v2(f->db, "UPDATE inode SET size=0 WHERE ino=?1", -1, &u, NULL) == SQLITE_OK) {
+			if (sqlite3_prepare_v2(f->db, "UPDATE inode SET size=0, blocks=0 WHERE ino=?1", -1, &u, NULL) == SQLITE_OK) {
 				sqlite3_bind_int64(u, 1, (int64_t)ino);
 				sqlite3_step(u);
 				sqlite3_finalize(u);
@@ -155,6 +155,18 @@ static void check_data(struct fsck *f, sqlite3_stmt *s)
 				sqlite3_step(u);
 				sqlite3_finalize(u);
 			}
+		}
+	}
+	/* The recorded block count is a cache (fill_stat in fs.c): refreshed
+	 * when repairing, never a problem (a live mount has newer counts). */
+	if (f->repair && blocks != (int64_t)st.st_blocks) {
+		sqlite3_stmt *u;
+
+		if (sqlite3_prepare_v2(f->db, "UPDATE inode SET blocks=?2 WHERE ino=?1", -1, &u, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(u, 1, (int64_t)ino);
+			sqlite3_bind_int64(u, 2, (int64_t)st.st_blocks);
+			sqlite3_step(u);
+			sqlite3_finalize(u);
 		}
 	}
 }
@@ -322,7 +334,7 @@ int fsck_run(struct volume *vol, int flags, FILE *out)
 		rc = exec(&f, "UPDATE inode SET target=X'' WHERE (mode & 61440) = 40960 AND target IS NULL");
 	/* 7. Regular files against their data files. */
 	if (!rc)
-		rc = each_row(&f, "SELECT ino, size FROM inode WHERE (mode & 61440) = 32768", check_data);
+		rc = each_row(&f, "SELECT ino, size, blocks FROM inode WHERE (mode & 61440) = 32768", check_data);
 	if (!rc)
 		rc = check_stray_data(&f);
 	if (f.repair) {

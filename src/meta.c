@@ -37,7 +37,7 @@
 
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
-	S_INODE_GET, S_INODE_INS, S_INODE_UPD, S_INODE_DEL, S_XATTR_DEL_INO,
+	S_INODE_GET, S_INODE_INS, S_INODE_UPD, S_INODE_BLOCKS, S_INODE_DEL, S_XATTR_DEL_INO,
 	S_READLINK, S_LOOKUP, S_DENTRY_INS, S_DENTRY_DEL, S_DENTRY_SETINO,
 	S_DIR_EMPTY, S_READDIR, S_XATTR_GET, S_XATTR_INS, S_XATTR_UPD,
 	S_XATTR_EXISTS, S_XATTR_LIST, S_XATTR_DEL, S_CONFIG_GET, S_CONFIG_SET,
@@ -51,15 +51,18 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_SAVEPOINT] = "SAVEPOINT op",
 	[S_RELEASE] = "RELEASE op",
 	[S_ROLLBACK_TO] = "ROLLBACK TO op",
-	[S_INODE_GET] = "SELECT mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,sync_state FROM inode WHERE ino=?1",
-	[S_INODE_INS] = "INSERT INTO inode(ino,mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,target)"
-			" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+	[S_INODE_GET] = "SELECT mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,sync_state,blocks"
+			" FROM inode WHERE ino=?1",
+	[S_INODE_INS] = "INSERT INTO inode(ino,mode,uid,gid,nlink,size,rdev,atime,mtime,ctime,blocks,target)"
+			" VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
 	[S_INODE_UPD] = "UPDATE inode SET mode=?2,uid=?3,gid=?4,nlink=?5,size=?6,rdev=?7,"
 			"atime=?8,mtime=?9,ctime=?10 WHERE ino=?1",
+	[S_INODE_BLOCKS] = "UPDATE inode SET blocks=?2 WHERE ino=?1",
 	[S_INODE_DEL] = "DELETE FROM inode WHERE ino=?1",
 	[S_XATTR_DEL_INO] = "DELETE FROM xattr WHERE ino=?1",
 	[S_READLINK] = "SELECT target FROM inode WHERE ino=?1",
-	[S_LOOKUP] = "SELECT i.ino,i.mode,i.uid,i.gid,i.nlink,i.size,i.rdev,i.atime,i.mtime,i.ctime,i.sync_state"
+	[S_LOOKUP] = "SELECT i.ino,i.mode,i.uid,i.gid,i.nlink,i.size,i.rdev,i.atime,i.mtime,i.ctime,i.sync_state,"
+		     "i.blocks"
 		     " FROM dentry d JOIN inode i ON i.ino=d.ino WHERE d.parent=?1 AND d.name=?2",
 	[S_DENTRY_INS] = "INSERT INTO dentry(parent,name,ino,type,cookie) VALUES(?1,?2,?3,?4,?5)",
 	[S_DENTRY_DEL] = "DELETE FROM dentry WHERE parent=?1 AND name=?2",
@@ -86,7 +89,7 @@ static const char schema_sql[] =
 	" ctime INTEGER NOT NULL, target BLOB,"
 	" placement INTEGER NOT NULL DEFAULT 0, rule TEXT, pin INTEGER NOT NULL DEFAULT 0,"
 	" sync_state INTEGER NOT NULL DEFAULT 0, next_eval INTEGER,"
-	" pub_size INTEGER, pub_mtime INTEGER);"
+	" pub_size INTEGER, pub_mtime INTEGER, blocks INTEGER NOT NULL DEFAULT -1);"
 	"CREATE INDEX inode_next_eval ON inode(next_eval) WHERE next_eval IS NOT NULL;"
 	"CREATE INDEX inode_placement ON inode(placement, sync_state);"
 	"CREATE TABLE dentry("
@@ -253,6 +256,39 @@ static int64_t scalar_int(sqlite3 *db, const char *sql, int64_t dflt)
 	return v;
 }
 
+/*
+ * Bring a store of an older schema to META_SCHEMA_VERSION, in one
+ * transaction. 1 -> 2: inode.blocks, unknown (-1) for every inode until the
+ * mount records it. A read-only open cannot upgrade: it says how to.
+ */
+static int upgrade(struct meta *m, int64_t ver, int flags, const char *path, char *err,
+		   size_t errlen)
+{
+	char *emsg = NULL;
+	char sql[160];
+
+	if (flags & META_READONLY) {
+		snprintf(err, errlen, "metadata store '%s' has schema version %lld and is opened"
+			 " read-only; mount the volume or run 'tierfs fsck' without -n once to"
+			 " upgrade it to version %d", path, (long long)ver, META_SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;"
+		 " ALTER TABLE inode ADD COLUMN blocks INTEGER NOT NULL DEFAULT -1;"
+		 " PRAGMA user_version=%d; COMMIT", META_SCHEMA_VERSION);
+	if (sqlite3_exec(m->db, sql, NULL, NULL, &emsg) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot upgrade metadata store '%s' to schema version %d: %s",
+			 path, META_SCHEMA_VERSION, emsg ? emsg : "unknown error");
+		sqlite3_free(emsg);
+		if (!sqlite3_get_autocommit(m->db))
+			sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+		return -EIO;
+	}
+	log_info("metadata store '%s' upgraded from schema version %lld to %d", path,
+		 (long long)ver, META_SCHEMA_VERSION);
+	return 0;
+}
+
 int meta_open(const char *path, int flags, struct meta **out, char *err, size_t errlen)
 {
 	struct meta *m = calloc(1, sizeof(*m));
@@ -320,6 +356,11 @@ int meta_open(const char *path, int flags, struct meta **out, char *err, size_t 
 			snprintf(err, errlen, "cannot open metadata store '%s': %s", path,
 				 emsg ? emsg : "unknown error");
 			goto fail;
+		}
+		if (ver < META_SCHEMA_VERSION) {
+			rc = upgrade(m, ver, flags, path, err, errlen);
+			if (rc)
+				goto fail;
 		}
 	}
 	sqlite3_exec(m->db, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
@@ -614,6 +655,7 @@ static void row_to_attr(sqlite3_stmt *s, int col, struct meta_attr *a)
 	a->mtime = sqlite3_column_int64(s, col + 7);
 	a->ctime = sqlite3_column_int64(s, col + 8);
 	a->sync_state = (int)sqlite3_column_int64(s, col + 9);
+	a->blocks = sqlite3_column_int64(s, col + 10);
 }
 
 static void bind_attr(sqlite3_stmt *s, const struct meta_attr *a)
@@ -653,8 +695,12 @@ int meta_inode_insert(struct meta *m, const struct meta_attr *a, const void *tar
 	sqlite3_stmt *s = stmt(m, S_INODE_INS);
 
 	bind_attr(s, a);
+	sqlite3_bind_int64(s, 11, a->blocks);
+	/* explicitly: a binding outlives the statement's reset */
 	if (target)
-		sqlite3_bind_blob(s, 11, target, (int)target_len, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 12, target, (int)target_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 12);
 	return exec_stmt(m, s);
 }
 
@@ -668,6 +714,15 @@ int meta_inode_update(struct meta *m, const struct meta_attr *a)
 	if (!rc && sqlite3_changes(m->db) == 0)
 		rc = -ENOENT;
 	return rc;
+}
+
+int meta_inode_set_blocks(struct meta *m, uint64_t ino, int64_t blocks)
+{
+	sqlite3_stmt *s = stmt(m, S_INODE_BLOCKS);
+
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, blocks);
+	return exec_stmt(m, s);
 }
 
 int meta_inode_delete(struct meta *m, uint64_t ino)

@@ -227,7 +227,9 @@ static const char SQL_CHUNK_ALL_REMOTE[] = "UPDATE chunk SET local=0 WHERE ino=?
 static const char SQL_CHUNK_DROP[] = "DELETE FROM chunk WHERE ino=?1";
 static const char SQL_NONLOCAL[] =
 	"SELECT count(*), coalesce(sum(local=0),0) FROM chunk WHERE ino=?1";
-static const char SQL_STATE[] = "UPDATE inode SET sync_state=?2 WHERE ino=?1";
+/* A new state goes with a change to the data file (eviction punches it,
+ * recall fills it): the block count the mount recorded is stale. */
+static const char SQL_STATE[] = "UPDATE inode SET sync_state=?2, blocks=-1 WHERE ino=?1";
 static const char SQL_UPL_DEL[] = "DELETE FROM upload WHERE ino=?1";
 static const char SQL_UPL_HAS[] = "SELECT 1 FROM upload WHERE ino=?1";
 static const char SQL_UPL_RETRY[] =
