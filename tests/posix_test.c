@@ -1609,6 +1609,26 @@ static int killpriv_again_child(void *arg)
 	return PASS;
 }
 
+/* Opens "u" (its own, 0666) for writing, makes it setuid+setgid-exec through
+ * that handle (opened before the bits, so in passthrough on such mounts),
+ * writes through it: as for any write by a caller without CAP_FSETID, the
+ * bits must go. */
+static int killpriv_pt_child(void *arg)
+{
+	struct stat st;
+	int fd;
+
+	(void)arg;
+	OKV(fd, open("u", O_WRONLY));
+	OK(fchmod(fd, 06777));
+	OK(pwrite(fd, "xyz", 3, 0));
+	OK(close(fd));
+	CHECK(stat("u", &st) == 0);
+	CHECKF((st.st_mode & 07777) == 0777, "mode %o after a write through a handle opened before"
+	       " the bits were set", st.st_mode & 07777);
+	return PASS;
+}
+
 static int t_killpriv(void)
 {
 	static const char *const names[] = { "w", "t", "o", "again", "fa", "cr" };
@@ -1636,6 +1656,32 @@ static int t_killpriv(void)
 	OK(close(fd));
 	CHECK(stat("r", &st) == 0);
 	CHECKF((st.st_mode & 07777) == 06755, "mode %o after a write by root", st.st_mode & 07777);
+	/* Root again, with an earlier handle of root's still open (in passthrough
+	 * on such mounts; so is the second then): the bits stay. This is also
+	 * what a late RELEASE of a closed handle looks like to the daemon. */
+	{
+		int early;
+
+		RUN(put("r2", "data"));
+		OKV(early, open("r2", O_WRONLY));
+		OK(chmod("r2", 06755));
+		OKV(fd, open("r2", O_WRONLY));
+		OK(pwrite(fd, "abc", 3, 0));
+		OK(fsync(fd));
+		OK(close(fd));
+		CHECK(stat("r2", &st) == 0);
+		CHECKF((st.st_mode & 07777) == 06755, "mode %o after a write by root with an earlier"
+		       " handle open", st.st_mode & 07777);
+		OK(close(early));
+		CHECK(stat("r2", &st) == 0);
+		CHECKF((st.st_mode & 07777) == 06755, "mode %o once root's earlier handle closed",
+		       st.st_mode & 07777);
+	}
+	/* An unprivileged owner's handle opened before the bits: they go. */
+	RUN(put("u", "data"));
+	OK(chown("u", NOBODY, NOBODY));
+	OK(chmod("u", 0666));
+	RUN(as_user(NOBODY, NOBODY, killpriv_pt_child, NULL));
 	return PASS;
 }
 
