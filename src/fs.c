@@ -563,7 +563,8 @@ static int64_t ns_from_ts(const struct timespec *ts)
  * the count recorded when the inode last left memory, if known: for an
  * inode just loaded by a lookup, which then needs no lookup of its own in
  * the data area (after the kernel dropped its caches, each such stat was a
- * cold lookup in the backing file system as well).
+ * cold lookup in the backing file system as well), and for one just made
+ * (0: its data file is new and empty).
  */
 static void fill_stat(struct fs *fs, const struct inode *i, struct stat *st, int stored)
 {
@@ -1270,7 +1271,7 @@ static void reply_new_node(fuse_req_t req, fuse_ino_t parent, const char *name, 
 	pthread_mutex_lock(&fs->lock);
 	rc = make_node(req, parent, name, mode, rdev, target, &i, NULL);
 	if (!rc)
-		reply_entry_locked(req, fs, i, 0);
+		reply_entry_locked(req, fs, i, 1); /* new: its recorded count holds */
 	pthread_mutex_unlock(&fs->lock);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -1358,7 +1359,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	pt_note_opener(req, fi, i, h, backing);
 	i->nopen++;
 	i->nlookup++;
-	fill_entry(fs, i, &e, 0);
+	fill_entry(fs, i, &e, 1); /* a new, empty data file: 0 blocks */
 	fi->fh = (uintptr_t)h;
 	set_open_flags(fs, fi);
 out:
