@@ -372,14 +372,7 @@ static void killpriv_on_write(struct fs *fs, fuse_req_t req, struct inode *i)
 /* Re-evaluate an inode's placement inside the caller's transaction. */
 static int place(struct fs *fs, uint64_t ino)
 {
-	int rc;
-
-	/* Without rules every file is private, not pinned to anything else:
-	 * what a new row says, and what the full re-evaluation that follows
-	 * every rule change (policy_tick, or the CLI) left in the others. */
-	if (fs->ps.n == 0)
-		return 0;
-	rc = placement_apply(fs->meta, &fs->ps, ino, now_ns(), NULL);
+	int rc = placement_apply(fs->meta, &fs->ps, ino, now_ns(), NULL);
 
 	if (rc < 0)
 		log_error("placement of inode %llu: %s", (unsigned long long)ino, strerror(-rc));
