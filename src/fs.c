@@ -71,7 +71,6 @@ struct inode {
 	int remote;         /* some chunks only in the store (atomic reads on the data path) */
 	/* passthrough (see "passthrough"); all protected by fs->lock */
 	int npt;            /* open handles in passthrough mode */
-	int pt_unpriv;      /* of which writable, opened by a caller other than root */
 	int backing_id;     /* the kernel's id of the data file while npt > 0 */
 	int ptfd;           /* the data file, for attributes while npt > 0 */
 	uint64_t pt_size;   /* the data file's size and mtime when last looked at */
@@ -84,7 +83,6 @@ struct inode {
 struct handle {
 	int fd;
 	int pt;             /* opened in passthrough mode */
-	int unpriv;         /* ... writable, by a caller other than root */
 	struct inode *ino;
 };
 
@@ -147,9 +145,6 @@ _Static_assert(offsetof(struct fs, io) == 0, "fuse_io_attach: userdata starts wi
 
 /* passthrough: the data file may have changed under the kernel */
 static void pt_refresh(struct fs *fs, struct inode *i);
-static void pt_own_change(struct fs *fs, struct inode *i);
-static void pt_note_opener(fuse_req_t req, const struct fuse_file_info *fi, struct inode *i,
-			   struct handle *h, int backing);
 static void pt_refresh_all(struct fs *fs);
 
 static struct fs *req_fs(fuse_req_t req)
@@ -787,45 +782,11 @@ static void pt_refresh(struct fs *fs, struct inode *i)
 	i->a.mtime = i->a.ctime = mt;
 	i->gen++;
 	/* setuid or setgid-exec set while open in passthrough (opens are not
-	 * passthrough otherwise): the writer is not known, the openers are.
-	 * The bits go, as for a write by anyone but root, if a writable handle
-	 * was opened by anyone but root. (Before, they went whatever the opener:
-	 * posix.sh killpriv failed now and then over the rings when the RELEASE
-	 * of root's earlier passthrough handle came after root opened the file
-	 * again, now setuid, which then was passthrough as well.) */
-	if (i->pt_unpriv)
-		killpriv_mode(i);
+	 * passthrough otherwise): the writer is unknown, so the bits go, as for
+	 * a write by anyone but root (POSIX allows clearing them on any write;
+	 * keeping them after an unprivileged write would not be safe) */
+	killpriv_mode(i);
 	mark_dirty(fs, i);
-}
-
-/*
- * After the daemon truncated the data file itself (a truncate by path while
- * handles are open in passthrough): take the change as seen, so that
- * pt_refresh() does not put it down to a passthrough writer. The caller
- * pt_refresh()es before the change. (A daemon WRITE, fallocate or
- * copy_file_range never meets npt > 0: while passthrough handles are open,
- * every open is one, see pt_wanted.)
- */
-static void pt_own_change(struct fs *fs, struct inode *i)
-{
-	struct stat st;
-
-	(void)fs;
-	if (i->npt == 0 || fstat(i->ptfd, &st))
-		return;
-	i->pt_size = (uint64_t)st.st_size;
-	i->pt_mtime = ns_from_ts(&st.st_mtim);
-}
-
-/* A handle just opened in passthrough (backing > 0): may its writes clear
- * setuid/setgid (see pt_refresh)? */
-static void pt_note_opener(fuse_req_t req, const struct fuse_file_info *fi, struct inode *i,
-			   struct handle *h, int backing)
-{
-	if (backing > 0 && (fi->flags & O_ACCMODE) != O_RDONLY && fuse_req_ctx(req)->uid != 0) {
-		h->unpriv = 1;
-		i->pt_unpriv++;
-	}
 }
 
 /* Every inode open in passthrough: their data files may have changed. */
@@ -874,10 +835,6 @@ static void pt_detach(struct fs *fs, struct inode *i, struct handle *h)
 		return;
 	pt_refresh(fs, i);
 	h->pt = 0;
-	if (h->unpriv) {
-		h->unpriv = 0;
-		i->pt_unpriv--;
-	}
 	if (--i->npt == 0) {
 		struct inode **pp = &fs->ptlist;
 
@@ -984,11 +941,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			goto out;
 		}
 		i->touched = 1;
-		if (i->npt)
-			pt_refresh(fs, i); /* passthrough writes so far: theirs */
 		if (ftruncate(fd, attr->st_size))
 			rc = -errno;
-		pt_own_change(fs, i);
 		if (own)
 			close(fd);
 		if (rc)
@@ -1314,7 +1268,6 @@ static struct handle *handle_new(struct inode *i, int fd)
 	if (h) {
 		h->fd = fd;
 		h->pt = 0;
-		h->unpriv = 0;
 		h->ino = i;
 		i->touched = 1; /* with write-back caching any handle may write */
 	}
@@ -1349,7 +1302,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		goto out;
 	}
 	backing = pt_wanted(fs, i) ? pt_attach(fs, i, h) : 0;
-	pt_note_opener(req, fi, i, h, backing);
 	i->nopen++;
 	i->nlookup++;
 	fill_entry(fs, i, &e, 1); /* a new, empty data file: 0 blocks */
@@ -1401,7 +1353,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	backing = pt_wanted(fs, i) ? pt_attach(fs, i, h) : 0;
-	pt_note_opener(req, fi, i, h, backing);
 	i->nopen++;
 	if (fi->flags & O_TRUNC) {
 		if (killpriv_wanted(fs, req, i))
