@@ -273,20 +273,24 @@ static int upgrade(struct meta *m, int64_t ver, int flags, const char *path, cha
 			 " upgrade it to version %d", path, (long long)ver, META_SCHEMA_VERSION);
 		return -EPROTO;
 	}
-	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;"
-		 " ALTER TABLE inode ADD COLUMN blocks INTEGER NOT NULL DEFAULT -1;"
-		 " PRAGMA user_version=%d; COMMIT", META_SCHEMA_VERSION);
-	if (sqlite3_exec(m->db, sql, NULL, NULL, &emsg) != SQLITE_OK) {
-		snprintf(err, errlen, "cannot upgrade metadata store '%s' to schema version %d: %s",
-			 path, META_SCHEMA_VERSION, emsg ? emsg : "unknown error");
-		sqlite3_free(emsg);
-		if (!sqlite3_get_autocommit(m->db))
-			sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
-		return -EIO;
+	if (sqlite3_exec(m->db, "BEGIN IMMEDIATE", NULL, NULL, &emsg) == SQLITE_OK) {
+		/* Another process may have upgraded it since we read the version. */
+		if (scalar_int(m->db, "PRAGMA user_version", -1) >= META_SCHEMA_VERSION)
+			return sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+		snprintf(sql, sizeof(sql), "ALTER TABLE inode ADD COLUMN blocks INTEGER NOT NULL DEFAULT -1;"
+			 " PRAGMA user_version=%d; COMMIT", META_SCHEMA_VERSION);
+		if (sqlite3_exec(m->db, sql, NULL, NULL, &emsg) == SQLITE_OK) {
+			log_info("metadata store '%s' upgraded from schema version %lld to %d", path,
+				 (long long)ver, META_SCHEMA_VERSION);
+			return 0;
+		}
 	}
-	log_info("metadata store '%s' upgraded from schema version %lld to %d", path,
-		 (long long)ver, META_SCHEMA_VERSION);
-	return 0;
+	snprintf(err, errlen, "cannot upgrade metadata store '%s' to schema version %d: %s", path,
+		 META_SCHEMA_VERSION, emsg ? emsg : "unknown error");
+	sqlite3_free(emsg);
+	if (!sqlite3_get_autocommit(m->db))
+		sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+	return -EIO;
 }
 
 int meta_open(const char *path, int flags, struct meta **out, char *err, size_t errlen)

@@ -230,6 +230,7 @@ static const char SQL_NONLOCAL[] =
 /* A new state goes with a change to the data file (eviction punches it,
  * recall fills it): the block count the mount recorded is stale. */
 static const char SQL_STATE[] = "UPDATE inode SET sync_state=?2, blocks=-1 WHERE ino=?1";
+static const char SQL_BLOCKS_UNKNOWN[] = "UPDATE inode SET blocks=-1 WHERE ino=?1";
 static const char SQL_UPL_DEL[] = "DELETE FROM upload WHERE ino=?1";
 static const char SQL_UPL_HAS[] = "SELECT 1 FROM upload WHERE ino=?1";
 static const char SQL_UPL_RETRY[] =
@@ -1015,6 +1016,15 @@ int sync_ensure_local(struct sync *s, uint64_t ino, uint64_t off, uint64_t len)
 		fe->next = s->fetches;
 		s->fetches = fe;
 		pthread_mutex_unlock(&s->flock);
+		/* The data file changes from now on, outside the lock: the block
+		 * count the mount recorded is stale before the first byte lands
+		 * (and stays so if the fetch fails half-way). */
+		if (!meta_begin(s->meta)) {
+			if (exec1(s, SQL_BLOCKS_UNKNOWN, ino))
+				meta_rollback(s->meta);
+			else
+				meta_commit(s->meta, 0);
+		}
 		hunlock(s);
 
 		rc = fetch_chunk(s, ino, idx, obj, clen);
