@@ -166,6 +166,17 @@ static int parse_double(const char *s, double *out)
 	return (errno || end == s || *end || *out < 0) ? -EINVAL : 0;
 }
 
+/* A flag option NAME (sets *field) or no_NAME (clears it): 1 if o is one. */
+static int flag_opt(const char *o, const char *name, int *field)
+{
+	int off = !strncmp(o, "no_", 3) ? 3 : 0;
+
+	if (strcmp(o + off, name))
+		return 0;
+	*field = !off;
+	return 1;
+}
+
 static int parse_mount_opts(char *opts, struct mount_args *ma)
 {
 	static const char *const ignored[] = { "defaults", "rw", "auto", "noauto", "nofail", "_netdev",
@@ -191,30 +202,10 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 			continue;
 		if (!strcmp(o, "entry_timeout") && v && !parse_double(v, &ma->fs.entry_timeout))
 			continue;
-		if (!strcmp(o, "writeback_cache") && !v) {
-			ma->fs.writeback_cache = 1;
+		if (!v && (flag_opt(o, "writeback_cache", &ma->fs.writeback_cache) ||
+			   flag_opt(o, "passthrough", &ma->fs.passthrough) ||
+			   flag_opt(o, "uring", &ma->fs.uring)))
 			continue;
-		}
-		if (!strcmp(o, "no_writeback_cache") && !v) {
-			ma->fs.writeback_cache = 0;
-			continue;
-		}
-		if (!strcmp(o, "passthrough") && !v) {
-			ma->fs.passthrough = 1;
-			continue;
-		}
-		if (!strcmp(o, "no_passthrough") && !v) {
-			ma->fs.passthrough = 0;
-			continue;
-		}
-		if (!strcmp(o, "uring") && !v) {
-			ma->fs.uring = 1;
-			continue;
-		}
-		if (!strcmp(o, "no_uring") && !v) {
-			ma->fs.uring = 0;
-			continue;
-		}
 		if (!strcmp(o, "threads") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 256) {
 			ma->fs.max_threads = (unsigned)n;
 			continue;
