@@ -448,29 +448,31 @@ static int reap_inodes(struct fs *fs)
 	return 0;
 }
 
+/* stat(2) of an inode's data file. */
+static int data_stat(struct fs *fs, uint64_t ino, struct stat *st)
+{
+	char name[VOLUME_DATA_NAME_MAX];
+
+	volume_data_name(ino, name);
+	return fstatat(fs->datafd, name, st, 0);
+}
+
 /*
  * Record the data file's block count for the next lookup (see fill_stat):
  * at the last release (from its fd: fd >= 0), and as the inode leaves
  * memory if it was truncated or never recorded. Nothing changes the data
  * file of an inode the kernel and the handles are done with but the sync
- * engine, which marks the count unknown (-1) in the same transaction as its
- * new state. Only counts just read from the data file are written, so that
- * mark is never overwritten by an older count. A failure only costs the
- * cache.
+ * engine, which marks the count unknown (-1) before it writes fetched
+ * chunks and with every new state. Only counts just read from the data file
+ * are written, so that mark is never overwritten by an older count. A
+ * failure only costs the cache.
  */
 static void record_blocks(struct fs *fs, struct inode *i, int fd)
 {
-	char name[VOLUME_DATA_NAME_MAX];
 	struct stat ds;
 	int rc;
 
-	if (fd >= 0) {
-		rc = fstat(fd, &ds);
-	} else {
-		volume_data_name(i->ino, name);
-		rc = fstatat(fs->datafd, name, &ds, 0);
-	}
-	if (rc)
+	if (fd >= 0 ? fstat(fd, &ds) : data_stat(fs, i->ino, &ds))
 		return;
 	i->touched = 0;
 	if ((int64_t)ds.st_blocks == i->blocks_db)
@@ -568,14 +570,12 @@ static void fill_stat(struct fs *fs, const struct inode *i, struct stat *st, int
 	ts_from_ns(&st->st_atim, i->a.atime);
 	ts_from_ns(&st->st_mtim, i->a.mtime);
 	ts_from_ns(&st->st_ctim, i->a.ctime);
-	if (S_ISREG(i->a.mode) && stored && i->a.blocks >= 0) {
-		st->st_blocks = (blkcnt_t)i->a.blocks;
-	} else if (S_ISREG(i->a.mode)) {
-		char name[VOLUME_DATA_NAME_MAX];
+	if (S_ISREG(i->a.mode)) {
 		struct stat ds;
 
-		volume_data_name(i->ino, name);
-		if (fstatat(fs->datafd, name, &ds, 0) == 0)
+		if (stored && i->a.blocks >= 0)
+			st->st_blocks = (blkcnt_t)i->a.blocks;
+		else if (data_stat(fs, i->ino, &ds) == 0)
 			st->st_blocks = ds.st_blocks;
 	} else if (S_ISDIR(i->a.mode)) {
 		st->st_size = 4096;
