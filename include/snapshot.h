@@ -78,6 +78,22 @@ struct snap_root {
 	char root[CODEC_NAME_SIZE]; /* root directory object name */
 	uint32_t root_mode, root_uid, root_gid;
 	int64_t root_mtime;
+	/* Name of the cloud-write rules object ("" when cloud nodes may write
+	 * nowhere): rules/XX/NAME, see struct snap_wrules. Version 2 roots only. */
+	char wrules[CODEC_NAME_SIZE];
+};
+
+/*
+ * Where cloud nodes with a node key may write: the path globs of the
+ * exporting rules marked --cloud-write, in rule order (policy.h globs).
+ * The node refuses writes elsewhere with EROFS; home re-checks every
+ * change against all its rules when it imports, so this is a hint to the
+ * node, never trusted. Object rules/XX/NAME, NAME = HMAC of the plaintext
+ * (like directories), plaintext TFR1: u32 n, n x (u16 + bytes glob).
+ */
+struct snap_wrules {
+	char **glob;
+	size_t n;
 };
 
 struct snap_request {
@@ -92,6 +108,7 @@ void snap_key_snapshot(uint64_t seq, char *out);
 void snap_key_dir(const char *name, char *out);
 void snap_key_manifest(const char *name, char *out);
 void snap_key_chunk(const char *name, char *out);
+void snap_key_wrules(const char *name, char *out);
 
 /* Name of the manifest of one file version (hex, CODEC_NAME_SIZE). */
 int snap_manifest_name(const struct volkey *k, uint64_t fid, int64_t mtime, uint64_t size,
@@ -122,6 +139,13 @@ void snap_manifest_release(struct snap_manifest *m);
 int snap_root_encode(const struct volkey *k, const struct snap_root *r, struct tbuf *sealed_out);
 int snap_root_decode(const struct volkey *k, uint64_t seq, const void *obj, size_t len,
 		     struct snap_root *out);
+
+/* Encode (and name) / decode a cloud-write rules object. */
+int snap_wrules_encode(const struct volkey *k, const struct snap_wrules *w, char name_out[CODEC_NAME_SIZE],
+		       struct tbuf *sealed_out);
+int snap_wrules_decode(const struct volkey *k, const char *name, const void *obj, size_t len,
+		       struct snap_wrules *out);
+void snap_wrules_release(struct snap_wrules *w);
 
 int snap_head_encode(const struct volkey *k, uint64_t seq, struct tbuf *sealed_out);
 int snap_head_decode(const struct volkey *k, const void *obj, size_t len, uint64_t *seq_out);

@@ -14,7 +14,9 @@
 
 #define MAGIC_DIR "TFD1"
 #define MAGIC_MAN "TFM1"
-#define MAGIC_ROOT "TFN1"
+#define MAGIC_ROOT1 "TFN1" /* version 1 root: no cloud-write rules */
+#define MAGIC_ROOT "TFN2"
+#define MAGIC_WRULES "TFR1"
 #define MAGIC_HEAD "TFP1"
 #define MAGIC_REQ "TFQ1"
 
@@ -43,6 +45,11 @@ void snap_key_manifest(const char *name, char *out)
 void snap_key_chunk(const char *name, char *out)
 {
 	snprintf(out, SNAP_KEY_MAX, "chunks/%.2s/%s", name, name);
+}
+
+void snap_key_wrules(const char *name, char *out)
+{
+	snprintf(out, SNAP_KEY_MAX, "rules/%.2s/%s", name, name);
 }
 
 int snap_manifest_name(const struct volkey *k, uint64_t fid, int64_t mtime, uint64_t size,
@@ -389,7 +396,12 @@ int snap_root_encode(const struct volkey *k, const struct snap_root *rt, struct 
 			 put(&p, rt->volume_id, 32) || put(&p, rt->root, CODEC_NAME_LEN) ||
 			 put_u32(&p, rt->root_mode) || put_u32(&p, rt->root_uid) ||
 			 put_u32(&p, rt->root_gid) || put_u64(&p, (uint64_t)rt->root_mtime) ? -ENOMEM : 0;
+	size_t wl = strnlen(rt->wrules, CODEC_NAME_SIZE);
 
+	if (!rc && wl != 0 && wl != CODEC_NAME_LEN)
+		rc = -EINVAL;
+	if (!rc && (put_u8(&p, wl ? 1 : 0) || (wl && put(&p, rt->wrules, CODEC_NAME_LEN))))
+		rc = -ENOMEM;
 	if (!rc) {
 		snap_key_snapshot(rt->seq, key);
 		rc = seal_for(k, key, &p, sealed_out);
@@ -405,7 +417,7 @@ int snap_root_decode(const struct volkey *k, uint64_t seq, const void *obj, size
 	char key[SNAP_KEY_MAX];
 	const uint8_t *s;
 	struct rd r;
-	int rc;
+	int rc, v2;
 
 	memset(out, 0, sizeof(*out));
 	snap_key_snapshot(seq, key);
@@ -415,7 +427,8 @@ int snap_root_decode(const struct volkey *k, uint64_t seq, const void *obj, size
 	r.p = p.data;
 	r.left = p.len;
 	r.bad = 0;
-	if (!magic_ok(&r, MAGIC_ROOT))
+	v2 = p.len >= 4 && !memcmp(p.data, MAGIC_ROOT, 4);
+	if (!magic_ok(&r, v2 ? MAGIC_ROOT : MAGIC_ROOT1))
 		r.bad = 1;
 	out->seq = get_le(&r, 8);
 	out->created = (int64_t)get_le(&r, 8);
@@ -429,8 +442,91 @@ int snap_root_decode(const struct volkey *k, uint64_t seq, const void *obj, size
 	out->root_uid = (uint32_t)get_le(&r, 4);
 	out->root_gid = (uint32_t)get_le(&r, 4);
 	out->root_mtime = (int64_t)get_le(&r, 8);
+	if (v2) {
+		uint64_t has = get_le(&r, 1);
+
+		s = has == 1 ? take(&r, CODEC_NAME_LEN) : NULL;
+		if (has > 1)
+			r.bad = 1;
+		for (int i = 0; s && i < CODEC_NAME_LEN; i++)
+			if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+				r.bad = 1;
+		if (s)
+			memcpy(out->wrules, s, CODEC_NAME_LEN);
+	}
 	if (r.bad || r.left || out->seq != seq)
 		rc = -EBADMSG;
+	tbuf_release(&p);
+	return rc;
+}
+
+/* ---- cloud-write rules ---- */
+
+int snap_wrules_encode(const struct volkey *k, const struct snap_wrules *w, char name_out[CODEC_NAME_SIZE],
+		       struct tbuf *sealed_out)
+{
+	struct tbuf p = TBUF_INIT;
+	char key[SNAP_KEY_MAX];
+	int rc = put(&p, MAGIC_WRULES, 4) || put_u32(&p, (uint32_t)w->n) ? -ENOMEM : 0;
+
+	for (size_t i = 0; !rc && i < w->n; i++)
+		rc = put_str16(&p, w->glob[i]);
+	if (!rc)
+		rc = codec_chunk_name(k, p.data, p.len, name_out);
+	if (!rc) {
+		snap_key_wrules(name_out, key);
+		rc = seal_for(k, key, &p, sealed_out);
+	}
+	tbuf_release(&p);
+	return rc;
+}
+
+void snap_wrules_release(struct snap_wrules *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->glob[i]);
+	free(w->glob);
+	w->glob = NULL;
+	w->n = 0;
+}
+
+int snap_wrules_decode(const struct volkey *k, const char *name, const void *obj, size_t len,
+		       struct snap_wrules *out)
+{
+	struct tbuf p = TBUF_INIT;
+	char key[SNAP_KEY_MAX], check[CODEC_NAME_SIZE];
+	struct rd r;
+	uint64_t n;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snap_key_wrules(name, key);
+	rc = open_for(k, key, obj, len, &p);
+	if (rc)
+		return rc;
+	if (codec_chunk_name(k, p.data, p.len, check) || strcmp(check, name)) {
+		tbuf_release(&p);
+		return -EBADMSG;
+	}
+	r.p = p.data;
+	r.left = p.len;
+	r.bad = 0;
+	if (!magic_ok(&r, MAGIC_WRULES))
+		r.bad = 1;
+	n = get_le(&r, 4);
+	if (!r.bad && n > r.left / 2)
+		r.bad = 1;
+	if (!r.bad && n && !(out->glob = calloc(n, sizeof(*out->glob))))
+		rc = -ENOMEM;
+	for (uint64_t i = 0; !rc && !r.bad && i < n; i++) {
+		out->glob[i] = get_str16(&r);
+		if (out->glob[i])
+			out->n++;
+	}
+	if (!rc && (r.bad || r.left))
+		rc = -EBADMSG;
+	if (rc)
+		snap_wrules_release(out);
 	tbuf_release(&p);
 	return rc;
 }
