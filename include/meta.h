@@ -20,7 +20,7 @@
 #include "util.h"
 
 #define META_ROOT_INO 1
-#define META_SCHEMA_VERSION 2 /* 2: inode.blocks (version 1 stores are upgraded on open) */
+#define META_SCHEMA_VERSION 3 /* 2: inode.blocks; 3: round 2 tables (older stores are upgraded on open) */
 #define META_APP_ID 0x54465331 /* "TFS1": PRAGMA application_id */
 
 struct meta;

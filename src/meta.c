@@ -166,6 +166,19 @@ static const char schema_pub_sql[] =
 	" PRIMARY KEY(ino, name)) WITHOUT ROWID;"
 	"CREATE INDEX xattr_name ON xattr(name);";
 
+/*
+ * Version 3 (round 2): tables added by later features. Every statement is
+ * CREATE ... IF NOT EXISTS: the same text makes a new store and upgrades
+ * an older one (upgrade()).
+ */
+static const char schema_v3_sql[] =
+	"CREATE TABLE IF NOT EXISTS node(name TEXT PRIMARY KEY, serial INTEGER NOT NULL,"
+	" secret BLOB NOT NULL, created INTEGER NOT NULL, revoked INTEGER, quota INTEGER NOT NULL DEFAULT 0,"
+	" last_seq INTEGER NOT NULL DEFAULT 0, last_import INTEGER, files INTEGER NOT NULL DEFAULT 0,"
+	" bytes INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,"
+	" conflicts INTEGER NOT NULL DEFAULT 0, pending INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+	"";
+
 #define META_CACHE_MAX 128
 
 struct meta {
@@ -259,7 +272,7 @@ static int64_t scalar_int(sqlite3 *db, const char *sql, int64_t dflt)
 /*
  * Bring a store of an older schema to META_SCHEMA_VERSION, in one
  * transaction. 1 -> 2: inode.blocks, unknown (-1) for every inode until the
- * mount records it. A read-only open cannot upgrade: it says how to.
+ * mount records it. 2 -> 3: schema_v3_sql. A read-only open cannot upgrade: it says how to.
  */
 static int upgrade(struct meta *m, int64_t ver, int flags, const char *path, char *err,
 		   size_t errlen)
@@ -275,11 +288,15 @@ static int upgrade(struct meta *m, int64_t ver, int flags, const char *path, cha
 	}
 	if (sqlite3_exec(m->db, "BEGIN IMMEDIATE", NULL, NULL, &emsg) == SQLITE_OK) {
 		/* Another process may have upgraded it since we read the version. */
-		if (scalar_int(m->db, "PRAGMA user_version", -1) >= META_SCHEMA_VERSION)
+		ver = scalar_int(m->db, "PRAGMA user_version", -1);
+		if (ver >= META_SCHEMA_VERSION)
 			return sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
-		snprintf(sql, sizeof(sql), "ALTER TABLE inode ADD COLUMN blocks INTEGER NOT NULL DEFAULT -1;"
-			 " PRAGMA user_version=%d; COMMIT", META_SCHEMA_VERSION);
-		if (sqlite3_exec(m->db, sql, NULL, NULL, &emsg) == SQLITE_OK) {
+		snprintf(sql, sizeof(sql), " PRAGMA user_version=%d; COMMIT", META_SCHEMA_VERSION);
+		/* 1 -> 2: inode.blocks; 2 -> 3: the version 3 tables */
+		if ((ver >= 2 || sqlite3_exec(m->db, "ALTER TABLE inode ADD COLUMN blocks INTEGER NOT NULL"
+					       " DEFAULT -1", NULL, NULL, &emsg) == SQLITE_OK) &&
+		    sqlite3_exec(m->db, schema_v3_sql, NULL, NULL, &emsg) == SQLITE_OK &&
+		    sqlite3_exec(m->db, sql, NULL, NULL, &emsg) == SQLITE_OK) {
 			log_info("metadata store '%s' upgraded from schema version %lld to %d", path,
 				 (long long)ver, META_SCHEMA_VERSION);
 			return 0;
@@ -328,6 +345,7 @@ int meta_open(const char *path, int flags, struct meta **out, char *err, size_t 
 		    sqlite3_exec(m->db, schema_sql, NULL, NULL, &emsg) != SQLITE_OK ||
 		    sqlite3_exec(m->db, schema_sync_sql, NULL, NULL, &emsg) != SQLITE_OK ||
 		    sqlite3_exec(m->db, schema_pub_sql, NULL, NULL, &emsg) != SQLITE_OK ||
+		    sqlite3_exec(m->db, schema_v3_sql, NULL, NULL, &emsg) != SQLITE_OK ||
 		    sqlite3_exec(m->db, "COMMIT", NULL, NULL, &emsg) != SQLITE_OK) {
 			snprintf(err, errlen, "cannot create metadata store '%s': %s", path,
 				 emsg ? emsg : "unknown error");

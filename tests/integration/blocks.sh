@@ -12,7 +12,7 @@
 #     so the evicted file shows the punched data file's count, not the
 #     one recorded before;
 #  4. a version 1 store (no blocks column): fsck -n refuses it in one line
-#     and changes nothing; a mount upgrades it to version 2.
+#     and changes nothing; a mount upgrades it to version 3.
 . "$(dirname "$0")/lib.sh"
 tfs_setup
 . "$(dirname "$0")/sync_lib.sh"
@@ -105,14 +105,14 @@ note "eviction: $before blocks before, $got after"
 
 # 4. a version 1 store is upgraded by a mount, refused read-only
 tfs_umount "$MNT"
-sqlite3 "$VOL/meta.db" "ALTER TABLE inode DROP COLUMN blocks; PRAGMA user_version=1" || fail "make a v1 store"
+sqlite3 "$VOL/meta.db" "ALTER TABLE inode DROP COLUMN blocks; DROP TABLE node; PRAGMA user_version=1" || fail "make a v1 store"
 sum=$(sha256sum <"$VOL/meta.db")
 tfs_expect_refused "fsck -n of a version 1 store" "$TIERFS" fsck -n "$VOL" &&
 	case $TFS_ERR_LINE in *"schema version 1"*) ;; *) tfs_problem "fsck -n of a v1 store said: $TFS_ERR_LINE" ;; esac
 [ "$(sha256sum <"$VOL/meta.db")" = "$sum" ] || tfs_problem "fsck -n changed the version 1 store"
 tfs_mount "$VOL" "$MNT" -o "$SYNC_MOUNT_OPTS" 2>"$T/mount.err"
-[ "$(sqlite3 "$VOL/meta.db" "PRAGMA user_version")" = 2 ] || tfs_problem "the mount did not upgrade the store to version 2"
-grep -q "upgraded from schema version 1 to 2" "$T/mount.err" || tfs_problem "tierfs mount did not say it upgraded the store"
+[ "$(sqlite3 "$VOL/meta.db" "PRAGMA user_version")" = 3 ] || tfs_problem "the mount did not upgrade the store to version 3"
+grep -q "upgraded from schema version 1 to 3" "$T/mount.err" || tfs_problem "tierfs mount did not say it upgraded the store"
 for f in d/small d/sparse d/punched d/cut; do
 	got=$(stat -c %b "$MNT/$f")
 	want=$(stat -c %b "$(datafile "$f")")
