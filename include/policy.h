@@ -81,6 +81,8 @@ struct policy_rule {
 	char *tag_value;                /* NULL: NAME present with any value */
 	enum placement placement;
 	bool export;                    /* tier only: visible to cloud mounts */
+	bool cloud_write;               /* --cloud-write: cloud nodes with a node key may
+					 * write here (exporting placements only) */
 	uint64_t settle;                /* seconds; mirror and tier (default 30), else 0 */
 	uint64_t evict_after;           /* seconds idle; tier only */
 	unsigned watermark;             /* percent 0-100; tier only */
@@ -166,6 +168,15 @@ void policy_args_free(char **argv);
  */
 int policy_glob_check(const char *glob, char *err, size_t errlen);
 int policy_glob_match(const char *glob, const char *path);
+/*
+ * 1 when some path strictly below the directory dir could match glob, so
+ * dir is on the way to (or inside) the area the glob covers: with the
+ * glob of components 'jobs', '*', 'out', '**', the directories '/',
+ * '/jobs', '/jobs/q4', '/jobs/q4/out' and '/jobs/q4/out/x' qualify,
+ * '/data' and '/jobs/q4/in' do not. Else 0.
+ * Same limits and cost as policy_glob_match().
+ */
+int policy_glob_match_prefix(const char *glob, const char *dir);
 
 /* Pins override every rule (tierfs pin [--private] PATH). */
 enum policy_pin {

@@ -229,6 +229,53 @@ int policy_glob_match(const char *glob, const char *path)
 	return g == NULL;
 }
 
+/*
+ * Which glob components could have matched the components of dir so far,
+ * as a set of positions (an NFA over components: '**' stays or is
+ * skipped, any other component consumes one path component). dir is a
+ * prefix of a match when a position short of the glob's end is left: the
+ * rest of the glob then matches one or more components below dir.
+ */
+int policy_glob_match_prefix(const char *glob, const char *dir)
+{
+	uint16_t off[POLICY_GLOB_MAX / 2 + 1];
+	bool cur[POLICY_GLOB_MAX / 2 + 2], nxt[POLICY_GLOB_MAX / 2 + 2];
+	size_t n = 0, i;
+	const char *g, *d;
+	bool any;
+
+	if (!glob || !dir || glob[0] != '/' || dir[0] != '/' || strlen(glob) > POLICY_GLOB_MAX)
+		return 0;
+	for (g = comp_first(glob); g; g = comp_next(g))
+		off[n++] = (uint16_t)(g - glob);
+	memset(cur, 0, sizeof(cur));
+	cur[0] = true;
+	for (d = comp_first(dir);; d = comp_next(d)) {
+		for (i = 0; i < n; i++) /* closure: '**' may match nothing */
+			if (cur[i] && comp_is_dstar(glob + off[i]))
+				cur[i + 1] = true;
+		if (!d)
+			break;
+		memset(nxt, 0, sizeof(nxt));
+		any = false;
+		for (i = 0; i < n; i++) {
+			if (!cur[i])
+				continue;
+			if (comp_is_dstar(glob + off[i]))
+				any = nxt[i] = true;
+			else if (seg_match(glob + off[i], d))
+				any = nxt[i + 1] = true;
+		}
+		if (!any)
+			return 0;
+		memcpy(cur, nxt, sizeof(cur));
+	}
+	for (i = 0; i < n; i++)
+		if (cur[i])
+			return 1;
+	return 0;
+}
+
 /* Validate the set after '[' at p; *next gets the closing ']'. */
 static int class_check(const char *glob, const char *p, const char *pend, const char **next,
 		       char *err, size_t errlen)
@@ -318,7 +365,7 @@ int policy_rule_name_ok(const char *name, char *err, size_t errlen)
 enum opt_id {
 	OPT_PATH, OPT_MIN_SIZE, OPT_MAX_SIZE, OPT_OLDER_THAN, OPT_NEWER_THAN, OPT_IDLE,
 	OPT_OWNER, OPT_GROUP, OPT_TAG, OPT_PLACEMENT, OPT_SETTLE, OPT_EVICT_AFTER,
-	OPT_WATERMARK, OPT_EXPORT, OPT_COUNT
+	OPT_WATERMARK, OPT_EXPORT, OPT_CLOUD_WRITE, OPT_COUNT
 };
 
 static const struct {
@@ -339,6 +386,7 @@ static const struct {
 	[OPT_EVICT_AFTER] = { "--evict-after", true },
 	[OPT_WATERMARK] = { "--watermark", true },
 	[OPT_EXPORT] = { "--export", false },
+	[OPT_CLOUD_WRITE] = { "--cloud-write", false },
 };
 
 /* A user or group name, or a number, to a uid/gid. 0, -EINVAL, -ENOENT. */
@@ -395,7 +443,7 @@ static int parse_percent(const char *s, unsigned *out)
 	return 0;
 }
 
-/* Apply one option to r; val is NULL for --export. */
+/* Apply one option to r; val is NULL for --export and --cloud-write. */
 static int apply_option(enum opt_id id, const char *val, struct policy_rule *r, char *err,
 			size_t errlen)
 {
@@ -479,6 +527,9 @@ static int apply_option(enum opt_id id, const char *val, struct policy_rule *r, 
 	case OPT_EXPORT:
 		r->export = true;
 		return 0;
+	case OPT_CLOUD_WRITE:
+		r->cloud_write = true;
+		return 0;
 	case OPT_COUNT:
 		break;
 	}
@@ -512,6 +563,11 @@ static int check_rule(const struct policy_rule *r, const char *const seen[OPT_CO
 	if (r->placement == PLACEMENT_TIER &&
 	    !(r->has & (POLICY_HAS_EVICT_AFTER | POLICY_HAS_WATERMARK)))
 		return fail(err, errlen, "a tier rule needs --evict-after or --watermark");
+	if (r->cloud_write && (r->placement == PLACEMENT_PRIVATE ||
+			       (r->placement == PLACEMENT_TIER && !r->export)))
+		return fail(err, errlen, "option '--cloud-write' needs an exporting placement"
+			    " (on-demand, mirror, or tier with --export), not %s%s", pl,
+			    r->placement == PLACEMENT_TIER ? " without --export" : "");
 	if ((r->has & POLICY_HAS_MIN_SIZE) && (r->has & POLICY_HAS_MAX_SIZE) &&
 	    r->min_size > r->max_size)
 		return fail(err, errlen, "empty size range: --min-size '%s' is above --max-size '%s'",
@@ -613,6 +669,7 @@ bool policy_rule_equal(const struct policy_rule *a, const struct policy_rule *b)
 	       a->idle == b->idle && a->uid == b->uid && a->gid == b->gid &&
 	       str_eq(a->tag_name, b->tag_name) && str_eq(a->tag_value, b->tag_value) &&
 	       a->placement == b->placement && a->export == b->export &&
+	       a->cloud_write == b->cloud_write &&
 	       a->settle == b->settle && a->evict_after == b->evict_after &&
 	       a->watermark == b->watermark;
 }
@@ -742,6 +799,8 @@ int policy_rule_to_args(const struct policy_rule *r, char **out)
 	}
 	if (!rc && r->export)
 		rc = add_opt(&b, "--export", NULL);
+	if (!rc && r->cloud_write)
+		rc = add_opt(&b, "--cloud-write", NULL);
 	if (!rc)
 		rc = tbuf_append(&b, "", 1);
 	if (rc)
@@ -1179,6 +1238,9 @@ void policy_explain(const struct policy_rule *rules, size_t n, const struct poli
 		fprintf(out, ")\n");
 		break;
 	}
+	if (m && m->cloud_write)
+		fprintf(out, "cloud write: nodes with a node key may write here (home imports"
+			     " what they write)\n");
 	if (f->pin == POLICY_PIN_LOCAL && res.placement != PLACEMENT_TIER)
 		fprintf(out, "pinned: the local copy is never evicted\n");
 	if (res.next_eval != INT64_MAX)
