@@ -166,6 +166,13 @@ void policy_args_free(char **argv);
  */
 int policy_glob_check(const char *glob, char *err, size_t errlen);
 int policy_glob_match(const char *glob, const char *path);
+/*
+ * 1 when some path strictly below the directory dir could match glob (with
+ * '/jobs/[*]/out/[**]' (brackets for the comment's sake): '/jobs', '/jobs/q4' and
+ * '/jobs/q4/out' qualify, '/data' does not), else 0. Cloud nodes may create
+ * directories on the way to a writable area.
+ */
+int policy_glob_match_prefix(const char *glob, const char *dir);
 
 /* Pins override every rule (tierfs pin [--private] PATH). */
 enum policy_pin {

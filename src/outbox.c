@@ -280,9 +280,14 @@ void outbox_key_ack(const char *dir, uint64_t seq, char *out)
 	snprintf(out, OUTBOX_KEY_MAX, "outbox/%s/acks/%016llx", dir, (unsigned long long)seq);
 }
 
-void outbox_key_chunk(const char *dir, const char *name, char *out)
+void outbox_key_chunks(const char *dir, uint64_t seq, char *out)
 {
-	snprintf(out, OUTBOX_KEY_MAX, "outbox/%s/chunks/%.2s/%s", dir, name, name);
+	snprintf(out, OUTBOX_KEY_MAX, "outbox/%s/chunks/%016llx/", dir, (unsigned long long)seq);
+}
+
+void outbox_key_chunk(const char *dir, uint64_t seq, const char *name, char *out)
+{
+	snprintf(out, OUTBOX_KEY_MAX, "outbox/%s/chunks/%016llx/%s", dir, (unsigned long long)seq, name);
 }
 
 int outbox_key_seq(const char *key, uint64_t *seq_out)

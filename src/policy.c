@@ -229,6 +229,42 @@ int policy_glob_match(const char *glob, const char *path)
 	return g == NULL;
 }
 
+int policy_glob_match_prefix(const char *glob, const char *dir)
+{
+	const char *g, *p, *star_g = NULL, *star_p = NULL;
+	bool star = false;
+
+	if (!glob || !dir || glob[0] != '/' || dir[0] != '/')
+		return 0;
+	g = comp_first(glob);
+	p = comp_first(dir);
+	while (p) {
+		if (g && comp_is_dstar(g)) {
+			while (g && comp_is_dstar(g))
+				g = comp_next(g);
+			if (!g)
+				return 1; /* a trailing '**' takes dir and all below */
+			star = true;
+			star_g = g;
+			star_p = p;
+			continue;
+		}
+		if (g && seg_match(g, p)) {
+			g = comp_next(g);
+			p = comp_next(p);
+			continue;
+		}
+		if (!star)
+			return 0;
+		star_p = comp_next(star_p);
+		p = star_p;
+		g = star_g;
+	}
+	/* dir is used up: names below it can match what is left of the glob,
+	 * and after a '**' the glob can also start again below dir */
+	return g != NULL || star;
+}
+
 /* Validate the set after '[' at p; *next gets the closing ']'. */
 static int class_check(const char *glob, const char *p, const char *pend, const char **next,
 		       char *err, size_t errlen)
