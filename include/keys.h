@@ -98,6 +98,13 @@ int key_file_parse(const void *data, size_t len, const char *passphrase, struct 
  */
 int key_file_write(const char *path, const struct volkey *k, const char *passphrase);
 
+/*
+ * Write data to a new file at path the way key files are written: mode
+ * 0600, a temporary file in the same directory, fsync, a rename that never
+ * replaces anything (-EEXIST), then an fsync of the directory.
+ */
+int key_write_new_file(const char *path, const void *data, size_t len);
+
 /* key_file_write() of a new random key; *id_out (optional) gets its id. */
 int key_file_create(const char *path, const char *passphrase, char id_out[KEY_ID_SIZE]);
 

@@ -7,9 +7,14 @@
  * write on its own disk, uploads file contents as chunk objects sealed with
  * its own key, then one sealed commit object per change set:
  *
- *   outbox/DIR/chunks/XX/NAME  file data, codec.c chunk objects made with the
- *                              node's key (so no other node can make them);
- *                              NAME = HMAC(node naming key, plaintext)
+ *   outbox/DIR/chunks/SEQ/NAME file data of change set SEQ, codec.c chunk
+ *                              objects made with the node's key (so no other
+ *                              node can make them); NAME = HMAC(node naming
+ *                              key, plaintext). Per change set, so home can
+ *                              delete a set's chunks by listing its prefix
+ *                              once applied (a node that died mid-upload
+ *                              reuses its unfinished SEQ, so its leftovers are
+ *                              swept with the next set)
  *   outbox/DIR/cs/SEQ          a change set (SEQ: 16 hex digits, from 1,
  *                              strictly increasing per node key), sealed
  *                              with the node's metadata key, AAD = the key
@@ -89,7 +94,8 @@ int outbox_is_node_key_file(const char *path);
 void outbox_key_prefix(const char *dir, char *out);            /* "outbox/DIR/" */
 void outbox_key_cs(const char *dir, uint64_t seq, char *out);  /* "outbox/DIR/cs/SEQ" */
 void outbox_key_ack(const char *dir, uint64_t seq, char *out); /* "outbox/DIR/acks/SEQ" */
-void outbox_key_chunk(const char *dir, const char *name, char *out); /* "outbox/DIR/chunks/XX/NAME" */
+void outbox_key_chunks(const char *dir, uint64_t seq, char *out); /* "outbox/DIR/chunks/SEQ/" */
+void outbox_key_chunk(const char *dir, uint64_t seq, const char *name, char *out); /* ".../chunks/SEQ/NAME" */
 /* Parse the SEQ out of a cs/ or acks/ key (or its last component). 0 or -EINVAL. */
 int outbox_key_seq(const char *key, uint64_t *seq_out);
 

@@ -169,12 +169,10 @@ void policy_args_free(char **argv);
 int policy_glob_check(const char *glob, char *err, size_t errlen);
 int policy_glob_match(const char *glob, const char *path);
 /*
- * 1 when some path strictly below the directory dir could match glob, so
- * dir is on the way to (or inside) the area the glob covers: with the
- * glob of components 'jobs', '*', 'out', '**', the directories '/',
- * '/jobs', '/jobs/q4', '/jobs/q4/out' and '/jobs/q4/out/x' qualify,
- * '/data' and '/jobs/q4/in' do not. Else 0.
- * Same limits and cost as policy_glob_match().
+ * 1 when some path strictly below the directory dir could match glob (with
+ * '/jobs/[*]/out/[**]' (brackets for the comment's sake): '/jobs', '/jobs/q4' and
+ * '/jobs/q4/out' qualify, '/data' does not), else 0. Cloud nodes may create
+ * directories on the way to a writable area.
  */
 int policy_glob_match_prefix(const char *glob, const char *dir);
 

@@ -581,37 +581,24 @@ static int fsync_parent(const char *path)
 	return rc;
 }
 
-int key_file_write(const char *path, const struct volkey *k, const char *passphrase)
+int key_write_new_file(const char *path, const void *data, size_t len)
 {
-	struct tbuf b = TBUF_INIT;
 	char *tmp = NULL;
 	int fd = -1, rc;
-	struct stat st;
 
-	if (!path || !k)
-		return -EINVAL;
-	/* Fail before spending a second on scrypt; the rename re-checks atomically. */
-	if (lstat(path, &st) == 0) {
-		keys_set_err("file exists; a key is never overwritten");
-		return -EEXIST;
-	}
-	if ((rc = key_file_format(k, passphrase, &b)))
-		goto out;
 	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
-		tmp = NULL;
-		rc = -ENOMEM;
 		keys_set_err("out of memory");
-		goto out;
+		return -ENOMEM;
 	}
 	fd = mkostemp(tmp, O_CLOEXEC); /* created with mode 0600 */
 	if (fd < 0) {
 		rc = -errno;
 		keys_set_err("cannot create a temporary file: %s", strerror(errno));
 		free(tmp);
-		tmp = NULL;
-		goto out;
+		return rc;
 	}
-	if (fchmod(fd, 0600) || (rc = write_all(fd, b.data, b.len)) || fsync(fd)) {
+	rc = 0;
+	if (fchmod(fd, 0600) || (rc = write_all(fd, data, len)) || fsync(fd)) {
 		rc = rc ? rc : -errno;
 		keys_set_err("cannot write: %s", strerror(-rc));
 		goto out;
@@ -650,6 +637,25 @@ out:
 		unlink(tmp);
 		free(tmp);
 	}
+	return rc;
+}
+
+int key_file_write(const char *path, const struct volkey *k, const char *passphrase)
+{
+	struct tbuf b = TBUF_INIT;
+	struct stat st;
+	int rc;
+
+	if (!path || !k)
+		return -EINVAL;
+	/* Fail before spending a second on scrypt; the rename re-checks atomically. */
+	if (lstat(path, &st) == 0) {
+		keys_set_err("file exists; a key is never overwritten");
+		return -EEXIST;
+	}
+	rc = key_file_format(k, passphrase, &b);
+	if (!rc)
+		rc = key_write_new_file(path, b.data, b.len);
 	if (b.data)
 		OPENSSL_cleanse(b.data, b.cap);
 	tbuf_release(&b);

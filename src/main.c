@@ -30,6 +30,7 @@ static const struct cmd_struct commands[] = {
 	{ "publish", cmd_publish, "publish a snapshot of the exported namespace now" },
 	{ "store", cmd_store, "object store tools: store check URL" },
 	{ "key", cmd_key, "volume key: key export, key import, key show" },
+	{ "node", cmd_node, "cloud nodes that write results back: node add, list, revoke" },
 };
 
 int cli_is_help(const char *arg)

@@ -229,51 +229,40 @@ int policy_glob_match(const char *glob, const char *path)
 	return g == NULL;
 }
 
-/*
- * Which glob components could have matched the components of dir so far,
- * as a set of positions (an NFA over components: '**' stays or is
- * skipped, any other component consumes one path component). dir is a
- * prefix of a match when a position short of the glob's end is left: the
- * rest of the glob then matches one or more components below dir.
- */
 int policy_glob_match_prefix(const char *glob, const char *dir)
 {
-	uint16_t off[POLICY_GLOB_MAX / 2 + 1];
-	bool cur[POLICY_GLOB_MAX / 2 + 2], nxt[POLICY_GLOB_MAX / 2 + 2];
-	size_t n = 0, i;
-	const char *g, *d;
-	bool any;
+	const char *g, *p, *star_g = NULL, *star_p = NULL;
+	bool star = false;
 
-	if (!glob || !dir || glob[0] != '/' || dir[0] != '/' || strlen(glob) > POLICY_GLOB_MAX)
+	if (!glob || !dir || glob[0] != '/' || dir[0] != '/')
 		return 0;
-	for (g = comp_first(glob); g; g = comp_next(g))
-		off[n++] = (uint16_t)(g - glob);
-	memset(cur, 0, sizeof(cur));
-	cur[0] = true;
-	for (d = comp_first(dir);; d = comp_next(d)) {
-		for (i = 0; i < n; i++) /* closure: '**' may match nothing */
-			if (cur[i] && comp_is_dstar(glob + off[i]))
-				cur[i + 1] = true;
-		if (!d)
-			break;
-		memset(nxt, 0, sizeof(nxt));
-		any = false;
-		for (i = 0; i < n; i++) {
-			if (!cur[i])
-				continue;
-			if (comp_is_dstar(glob + off[i]))
-				any = nxt[i] = true;
-			else if (seg_match(glob + off[i], d))
-				any = nxt[i + 1] = true;
+	g = comp_first(glob);
+	p = comp_first(dir);
+	while (p) {
+		if (g && comp_is_dstar(g)) {
+			while (g && comp_is_dstar(g))
+				g = comp_next(g);
+			if (!g)
+				return 1; /* a trailing '**' takes dir and all below */
+			star = true;
+			star_g = g;
+			star_p = p;
+			continue;
 		}
-		if (!any)
+		if (g && seg_match(g, p)) {
+			g = comp_next(g);
+			p = comp_next(p);
+			continue;
+		}
+		if (!star)
 			return 0;
-		memcpy(cur, nxt, sizeof(cur));
+		star_p = comp_next(star_p);
+		p = star_p;
+		g = star_g;
 	}
-	for (i = 0; i < n; i++)
-		if (cur[i])
-			return 1;
-	return 0;
+	/* dir is used up: names below it can match what is left of the glob,
+	 * and after a '**' the glob can also start again below dir */
+	return g != NULL || star;
 }
 
 /* Validate the set after '[' at p; *next gets the closing ']'. */

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire_int.h"
+
 #define MAGIC_DIR "TFD1"
 #define MAGIC_MAN "TFM1"
 #define MAGIC_ROOT1 "TFN1" /* version 1 root: no cloud-write rules */
@@ -60,112 +62,6 @@ int snap_manifest_name(const struct volkey *k, uint64_t fid, int64_t mtime, uint
 			 (long long)mtime, (unsigned long long)size);
 
 	return codec_chunk_name(k, buf, (size_t)n, out);
-}
-
-/* ---- little endian writer and bounded reader ---- */
-
-static int put(struct tbuf *b, const void *p, size_t n)
-{
-	return tbuf_append(b, p, n);
-}
-
-static int put_u8(struct tbuf *b, uint8_t v)
-{
-	return put(b, &v, 1);
-}
-
-static int put_u16(struct tbuf *b, uint16_t v)
-{
-	uint8_t x[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
-
-	return put(b, x, 2);
-}
-
-static int put_u32(struct tbuf *b, uint32_t v)
-{
-	uint8_t x[4];
-
-	for (int i = 0; i < 4; i++)
-		x[i] = (uint8_t)(v >> (8 * i));
-	return put(b, x, 4);
-}
-
-static int put_u64(struct tbuf *b, uint64_t v)
-{
-	uint8_t x[8];
-
-	for (int i = 0; i < 8; i++)
-		x[i] = (uint8_t)(v >> (8 * i));
-	return put(b, x, 8);
-}
-
-static int put_str16(struct tbuf *b, const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n > 0xffff)
-		return -EINVAL;
-	return put_u16(b, (uint16_t)n) || (n && put(b, s, n)) ? -ENOMEM : 0;
-}
-
-struct rd {
-	const uint8_t *p;
-	size_t left;
-	int bad;
-};
-
-static const uint8_t *take(struct rd *r, size_t n)
-{
-	const uint8_t *p = r->p;
-
-	if (r->bad || r->left < n) {
-		r->bad = 1;
-		return NULL;
-	}
-	r->p += n;
-	r->left -= n;
-	return p;
-}
-
-static uint64_t get_le(struct rd *r, int bytes)
-{
-	const uint8_t *p = take(r, (size_t)bytes);
-	uint64_t v = 0;
-
-	if (!p)
-		return 0;
-	for (int i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static char *get_str16(struct rd *r)
-{
-	size_t n = (size_t)get_le(r, 2);
-	const uint8_t *p = take(r, n);
-	char *s;
-
-	if (!p)
-		return NULL;
-	if (memchr(p, '\0', n)) {
-		r->bad = 1;
-		return NULL;
-	}
-	s = malloc(n + 1);
-	if (!s) {
-		r->bad = 1;
-		return NULL;
-	}
-	memcpy(s, p, n);
-	s[n] = '\0';
-	return s;
-}
-
-static int magic_ok(struct rd *r, const char *m)
-{
-	const uint8_t *p = take(r, 4);
-
-	return p && !memcmp(p, m, 4);
 }
 
 static int seal_for(const struct volkey *k, const char *key, struct tbuf *plain, struct tbuf *out)
