@@ -487,7 +487,12 @@ static const char umount_usage[] =
 	"usage: tierfs umount [-l] MOUNTPOINT\n"
 	"\n"
 	"Unmount a tierfs mount and wait until its daemon has written everything\n"
-	"and exited. -l detaches a busy mount lazily.\n";
+	"and exited. -l detaches a busy mount lazily.\n"
+	"\n"
+	"A cloud mount with a node key first waits (up to 60 s) until every closed\n"
+	"file jobs wrote is in the store, and refuses to unmount while it is not;\n"
+	"with -l it unmounts at once and says what is left: that stays staged in\n"
+	"the cache directory and is sent at the next mount.\n";
 
 /* Find the volume directory behind a tierfs mount point. */
 static int find_mount(const char *abs, char *vol, size_t len)
@@ -540,6 +545,8 @@ int cmd_umount(int argc, char **argv)
 		tfs_error("'%s' is not a tierfs mount", argv[optind]);
 		return 1;
 	}
+	if (strstr(vol, "://") && cloud_umount_prepare(abs, lazy))
+		return 1; /* a cloud mount's changes are not in the store yet */
 	if (umount2(abs, lazy ? MNT_DETACH : 0)) {
 		if (errno == EPERM) {
 			/* not root: fusermount3 knows how */
