@@ -81,6 +81,8 @@ struct policy_rule {
 	char *tag_value;                /* NULL: NAME present with any value */
 	enum placement placement;
 	bool export;                    /* tier only: visible to cloud mounts */
+	bool cloud_write;               /* --cloud-write: cloud nodes with a node key may
+					 * write here (exporting placements only) */
 	uint64_t settle;                /* seconds; mirror and tier (default 30), else 0 */
 	uint64_t evict_after;           /* seconds idle; tier only */
 	unsigned watermark;             /* percent 0-100; tier only */

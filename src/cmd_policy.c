@@ -337,6 +337,8 @@ static const char policy_usage[] =
 	"  --evict-after DURATION tier: evict when idle this long\n"
 	"  --watermark PCT        tier: evict when local disk use is above PCT%\n"
 	"  --export               tier: visible to cloud mounts\n"
+	"  --cloud-write          on-demand, mirror, tier --export: cloud nodes with a node\n"
+	"                         key may write here; home imports what they write\n"
 	"\n"
 	"See docs/policy.md for the whole language.\n";
 
@@ -468,16 +470,27 @@ static int policy_list(int argc, char **argv, struct common *c)
 		const char *args = (const char *)sqlite3_column_text(s, 1);
 		const char *pl = strstr(args, "--placement ");
 		char placement[16] = "?";
+		struct policy_rule r;
+		bool cw = false;
+		char **av;
+		int ac;
 
 		if (pl)
 			sscanf(pl + 12, "%15s", placement);
+		if (!policy_args_split(args, &ac, &av)) {
+			if (!policy_rule_parse(NULL, ac, av, &r, NULL, 0)) {
+				cw = r.cloud_write;
+				policy_rule_release(&r);
+			}
+			policy_args_free(av);
+		}
 		n++;
 		if (c->json) {
 			printf("%s{\"position\":%d,\"name\":", n > 1 ? "," : "", n);
 			json_str(stdout, name);
 			printf(",\"placement\":");
 			json_str(stdout, placement);
-			printf(",\"args\":");
+			printf(",\"cloud_write\":%s,\"args\":", cw ? "true" : "false");
 			json_str(stdout, args);
 			printf("}");
 		} else {

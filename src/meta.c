@@ -177,6 +177,8 @@ static const char schema_v3_sql[] =
 	" last_seq INTEGER NOT NULL DEFAULT 0, last_import INTEGER, files INTEGER NOT NULL DEFAULT 0,"
 	" bytes INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,"
 	" conflicts INTEGER NOT NULL DEFAULT 0, pending INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+	/* publish.c: the cloud-write rules object each snapshot named ("" none) */
+	"CREATE TABLE IF NOT EXISTS snapwrules(seq INTEGER PRIMARY KEY, name TEXT NOT NULL);"
 	"";
 
 #define META_CACHE_MAX 128

@@ -354,7 +354,7 @@ int policy_rule_name_ok(const char *name, char *err, size_t errlen)
 enum opt_id {
 	OPT_PATH, OPT_MIN_SIZE, OPT_MAX_SIZE, OPT_OLDER_THAN, OPT_NEWER_THAN, OPT_IDLE,
 	OPT_OWNER, OPT_GROUP, OPT_TAG, OPT_PLACEMENT, OPT_SETTLE, OPT_EVICT_AFTER,
-	OPT_WATERMARK, OPT_EXPORT, OPT_COUNT
+	OPT_WATERMARK, OPT_EXPORT, OPT_CLOUD_WRITE, OPT_COUNT
 };
 
 static const struct {
@@ -375,6 +375,7 @@ static const struct {
 	[OPT_EVICT_AFTER] = { "--evict-after", true },
 	[OPT_WATERMARK] = { "--watermark", true },
 	[OPT_EXPORT] = { "--export", false },
+	[OPT_CLOUD_WRITE] = { "--cloud-write", false },
 };
 
 /* A user or group name, or a number, to a uid/gid. 0, -EINVAL, -ENOENT. */
@@ -431,7 +432,7 @@ static int parse_percent(const char *s, unsigned *out)
 	return 0;
 }
 
-/* Apply one option to r; val is NULL for --export. */
+/* Apply one option to r; val is NULL for --export and --cloud-write. */
 static int apply_option(enum opt_id id, const char *val, struct policy_rule *r, char *err,
 			size_t errlen)
 {
@@ -515,6 +516,9 @@ static int apply_option(enum opt_id id, const char *val, struct policy_rule *r, 
 	case OPT_EXPORT:
 		r->export = true;
 		return 0;
+	case OPT_CLOUD_WRITE:
+		r->cloud_write = true;
+		return 0;
 	case OPT_COUNT:
 		break;
 	}
@@ -548,6 +552,11 @@ static int check_rule(const struct policy_rule *r, const char *const seen[OPT_CO
 	if (r->placement == PLACEMENT_TIER &&
 	    !(r->has & (POLICY_HAS_EVICT_AFTER | POLICY_HAS_WATERMARK)))
 		return fail(err, errlen, "a tier rule needs --evict-after or --watermark");
+	if (r->cloud_write && (r->placement == PLACEMENT_PRIVATE ||
+			       (r->placement == PLACEMENT_TIER && !r->export)))
+		return fail(err, errlen, "option '--cloud-write' needs an exporting placement"
+			    " (on-demand, mirror, or tier with --export), not %s%s", pl,
+			    r->placement == PLACEMENT_TIER ? " without --export" : "");
 	if ((r->has & POLICY_HAS_MIN_SIZE) && (r->has & POLICY_HAS_MAX_SIZE) &&
 	    r->min_size > r->max_size)
 		return fail(err, errlen, "empty size range: --min-size '%s' is above --max-size '%s'",
@@ -649,6 +658,7 @@ bool policy_rule_equal(const struct policy_rule *a, const struct policy_rule *b)
 	       a->idle == b->idle && a->uid == b->uid && a->gid == b->gid &&
 	       str_eq(a->tag_name, b->tag_name) && str_eq(a->tag_value, b->tag_value) &&
 	       a->placement == b->placement && a->export == b->export &&
+	       a->cloud_write == b->cloud_write &&
 	       a->settle == b->settle && a->evict_after == b->evict_after &&
 	       a->watermark == b->watermark;
 }
@@ -778,6 +788,8 @@ int policy_rule_to_args(const struct policy_rule *r, char **out)
 	}
 	if (!rc && r->export)
 		rc = add_opt(&b, "--export", NULL);
+	if (!rc && r->cloud_write)
+		rc = add_opt(&b, "--cloud-write", NULL);
 	if (!rc)
 		rc = tbuf_append(&b, "", 1);
 	if (rc)
@@ -1215,6 +1227,9 @@ void policy_explain(const struct policy_rule *rules, size_t n, const struct poli
 		fprintf(out, ")\n");
 		break;
 	}
+	if (m && m->cloud_write)
+		fprintf(out, "cloud write: nodes with a node key may write here (home imports"
+			     " what they write)\n");
 	if (f->pin == POLICY_PIN_LOCAL && res.placement != PLACEMENT_TIER)
 		fprintf(out, "pinned: the local copy is never evicted\n");
 	if (res.next_eval != INT64_MAX)

@@ -18,6 +18,14 @@
  * references of its manifest (manchunk), which keep gc from deleting data
  * a retained snapshot still reads.
  *
+ * Cloud writes: every snapshot names the rules object listing the globs of
+ * the --cloud-write rules (snap_wrules; "" when there are none). It is
+ * content-named like a directory object; snapwrules records which one each
+ * snapshot named, so a change of those globs alone makes a new snapshot,
+ * and pubobj accounts for it like a directory used by the current tree
+ * (users 1 while current), so retire never deletes one a retained
+ * snapshot names.
+ *
  * Privacy: only files whose placement is visible (on-demand, mirror, tier
  * with --export) and the directories leading to them are ever listed; a
  * directory with nothing exported below it does not appear at all.
@@ -133,6 +141,75 @@ static int visible(const struct policy_set *ps, int placement, const char *rule)
 		return 0;
 	r = rule_named(ps, rule);
 	return r && r->export;
+}
+
+/*
+ * The cloud-write rules object of the rules in ps: its name and sealed
+ * bytes, or name "" when no rule has --cloud-write.
+ */
+static int wrules_make(const struct publish_ctx *c, char name_out[CODEC_NAME_SIZE],
+		       struct tbuf *sealed_out)
+{
+	struct snap_wrules w = { NULL, 0 };
+	int rc = 0;
+
+	name_out[0] = '\0';
+	if (c->ps && c->ps->n) {
+		w.glob = calloc(c->ps->n, sizeof(*w.glob));
+		if (!w.glob)
+			return -ENOMEM;
+	}
+	for (size_t k = 0; c->ps && k < c->ps->n; k++)
+		if (c->ps->rules[k].cloud_write)
+			w.glob[w.n++] = c->ps->rules[k].glob ? c->ps->rules[k].glob : (char *)"/**";
+	if (w.n)
+		rc = snap_wrules_encode(c->key, &w, name_out, sealed_out);
+	free(w.glob); /* the strings belong to the rules */
+	return rc;
+}
+
+/* The rules object snapshot seq named ("" for none, or a snapshot made
+ * before cloud writes existed). */
+static int wrules_of(struct meta *m, int64_t seq, char name_out[CODEC_NAME_SIZE])
+{
+	sqlite3_stmt *s = meta_stmt(m, "SELECT name FROM snapwrules WHERE seq=?1");
+
+	name_out[0] = '\0';
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, seq);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		snprintf(name_out, CODEC_NAME_SIZE, "%s", (const char *)sqlite3_column_text(s, 0));
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* Phase C: snapshot seq names wname, prev stops being current. */
+static int wrules_record(struct meta *m, uint64_t seq, const char *prev, const char *wname)
+{
+	char key[SNAP_KEY_MAX];
+	sqlite3_stmt *s;
+	int rc = 0;
+
+	if (strcmp(prev, wname)) {
+		if (prev[0]) {
+			snap_key_wrules(prev, key);
+			rc = obj_users(m, key, -1);
+		}
+		if (!rc && wname[0]) {
+			snap_key_wrules(wname, key);
+			rc = obj_users(m, key, +1);
+		}
+	}
+	s = meta_stmt(m, "INSERT OR REPLACE INTO snapwrules(seq, name) VALUES(?1, ?2)");
+	if (!rc && s) {
+		sqlite3_bind_int64(s, 1, (int64_t)seq);
+		sqlite3_bind_text(s, 2, wname, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			rc = sqlfail(m);
+		sqlite3_reset(s);
+	}
+	return rc ? rc : s ? 0 : -EIO;
 }
 
 /* Write (queue) the manifest of ino's uploaded version; name it. */
@@ -553,7 +630,9 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 	struct dirent_d *dirs = NULL;
 	size_t ndirs = 0;
 	char root[CODEC_NAME_SIZE] = "", key[SNAP_KEY_MAX];
-	struct tbuf sealed = TBUF_INIT;
+	char wname[CODEC_NAME_SIZE], wprev[CODEC_NAME_SIZE];
+	struct tbuf sealed = TBUF_INIT, wsealed = TBUF_INIT;
+	int wchanged;
 	struct snap_root sr;
 	struct meta_attr ra;
 	int64_t dirty = 0, last = 0;
@@ -574,12 +653,29 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 		last = sqlite3_column_int64(s, 1);
 	}
 	sqlite3_reset(s);
-	if (!dirty && last && !force) {
+	rc = wrules_make(c, wname, &wsealed);
+	if (!rc)
+		rc = wrules_of(m, last, wprev);
+	if (rc) {
 		c->unlock(c->arg);
+		tbuf_release(&wsealed);
+		return rc;
+	}
+	wchanged = strcmp(wname, wprev) != 0;
+	if (!dirty && last && !force && !wchanged) {
+		c->unlock(c->arg);
+		tbuf_release(&wsealed);
 		return 0; /* nothing changed */
 	}
 	p.seq = (uint64_t)last + 1;
 	rc = meta_begin(m);
+	if (!rc && wname[0]) {
+		/* put it unless the store has it (users change in phase C) */
+		snap_key_wrules(wname, key);
+		rc = obj_record(m, key, p.seq);
+		if (!rc && obj_known(m, key) == 0)
+			rc = add_put(&p, key, &wsealed);
+	}
 	if (!rc && !last)
 		/* the first snapshot: every directory */
 		rc = sqlite3_exec(meta_db(m), "INSERT OR IGNORE INTO pubdirty SELECT ino FROM inode"
@@ -611,11 +707,12 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 				snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(s, 0));
 			sqlite3_reset(s);
 		}
-		if (!strcmp(prev, root) && p.nputs == 0) {
+		if (!strcmp(prev, root) && p.nputs == 0 && !wchanged) {
 			rc = meta_commit(m, 0);
 			c->unlock(c->arg);
 			free(dirs);
 			free(p.puts);
+			tbuf_release(&wsealed);
 			return rc;
 		}
 	}
@@ -642,6 +739,7 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 		sr.created = (int64_t)now_real_ns();
 		snprintf(sr.volume_id, sizeof(sr.volume_id), "%s", c->volume_id);
 		snprintf(sr.root, sizeof(sr.root), "%s", root);
+		snprintf(sr.wrules, sizeof(sr.wrules), "%s", wname);
 		sr.root_mode = ra.mode;
 		sr.root_uid = ra.uid;
 		sr.root_gid = ra.gid;
@@ -683,6 +781,8 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 		}
 		if (u)
 			sqlite3_reset(u);
+		if (!rc)
+			rc = wrules_record(m, p.seq, wprev, wname);
 		/* objects nothing in this tree uses any more were last in the
 		 * previous snapshot */
 		s = meta_stmt(m, "UPDATE pubobj SET last_seq=?1 WHERE users<=0 AND last_seq IS NULL AND first_seq<?2");
@@ -733,6 +833,7 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 	free(p.puts);
 	free(dirs);
 	tbuf_release(&sealed);
+	tbuf_release(&wsealed);
 	return rc;
 }
 
@@ -819,6 +920,12 @@ int publish_retire(struct publish_ctx *c, int retain, uint64_t *deleted_out)
 			}
 		}
 		s = meta_stmt(m, "DELETE FROM snapshot WHERE seq < ?1");
+		if (s) {
+			sqlite3_bind_int64(s, 1, oldest);
+			sqlite3_step(s);
+			sqlite3_reset(s);
+		}
+		s = meta_stmt(m, "DELETE FROM snapwrules WHERE seq < ?1");
 		if (s) {
 			sqlite3_bind_int64(s, 1, oldest);
 			sqlite3_step(s);

@@ -153,7 +153,30 @@ refused "pin outside any volume" "$TIERFS" pin "$T/plain/f"
 refused "list outside any volume" bash -c "cd '$T/plain' && exec '$TIERFS' policy list"
 refused "add outside any volume" bash -c "cd '$T/plain' && exec '$TIERFS' policy add x --placement mirror"
 refused "status of a missing path" "$TIERFS" status --volume "$V" /no/such/file
+refused "private with --cloud-write" "$TIERFS" policy add --volume "$V" bad --path '/jobs/**' --placement private --cloud-write
+case "$TFS_ERR_LINE" in
+*"'--cloud-write' needs an exporting placement"*"not private"*) ;;
+*) tfs_problem "private with --cloud-write: message '$TFS_ERR_LINE'" ;;
+esac
+refused "tier without --export with --cloud-write" "$TIERFS" policy add --volume "$V" bad --placement tier --watermark 80 --cloud-write
+case "$TFS_ERR_LINE" in
+*"not tier without --export"*) ;;
+*) tfs_problem "tier without --export with --cloud-write: message '$TFS_ERR_LINE'" ;;
+esac
+refused "--cloud-write with a value" "$TIERFS" policy add --volume "$V" bad --placement mirror --cloud-write=yes
 [ "$(names)" = "r2 r3 r5 r1" ] || tfs_problem "after the refusals: $(names)"
+
+# ---- --cloud-write on the exporting placements ----
+cwj() { pol list --json | jv "[r['cloud_write'] for r in j if r['name'] == '$1'][0]"; }
+add_expect cw1 "--path '/jobs/*/out/**' --placement mirror --cloud-write" --cloud-write --path '/jobs/*/out/**' --placement mirror
+add_expect cw2 "--path '/od/**' --placement on-demand --cloud-write" --path '/od/**' --placement on-demand --cloud-write
+add_expect cw3 "--path '/t/**' --placement tier --evict-after 1d --export --cloud-write" --path '/t/**' --placement tier --evict-after 1d --export --cloud-write
+[ "$(cwj cw1)" = true ] || tfs_problem "list --json: cw1 cloud_write is $(cwj cw1)"
+[ "$(cwj cw3)" = true ] || tfs_problem "list --json: cw3 cloud_write is $(cwj cw3)"
+[ "$(cwj r1)" = false ] || tfs_problem "list --json: r1 cloud_write is $(cwj r1)"
+pol list | grep -q "cw1 .*--cloud-write" || tfs_problem "policy list (text) does not show --cloud-write"
+pol rm cw1 && pol rm cw2 && pol rm cw3 || tfs_problem "rm cw1 cw2 cw3"
+[ "$(names)" = "r2 r3 r5 r1" ] || tfs_problem "after the cloud-write rules: $(names)"
 
 # ---- unmounted re-evaluation ----
 # Files made through a mount, then rules changed with nothing mounted.
@@ -236,6 +259,14 @@ got=$("$TIERFS" status --json --volume "$W" /data/y.txt /secret/s.csv /data/x.cs
 pw add csv2 --path '/**/*.csv' --placement mirror || tfs_problem "add csv2"
 tfs_expect_refused "bad rule on vol2" "$TIERFS" policy add --volume "$W" bad --path 'x' --placement private
 expect_st /data/x.csv placement mirror "after a refused add"
+# explain says where cloud nodes may write.
+pw add cwx --path '/data/**' --placement mirror --cloud-write || tfs_problem "add cwx"
+"$TIERFS" policy explain --volume "$W" /data/y.txt >"$T/explain-cw" || tfs_problem "explain /data/y.txt"
+grep -q "^cloud write: nodes with a node key may write here" "$T/explain-cw" ||
+	tfs_problem "explain of a cloud-write path: $(cat "$T/explain-cw")"
+"$TIERFS" policy explain --volume "$W" /data/x.csv >"$T/explain-m" || tfs_problem "explain /data/x.csv"
+grep -q "cloud write" "$T/explain-m" && tfs_problem "explain of a mirror path without --cloud-write: $(cat "$T/explain-m")"
+pw rm cwx || tfs_problem "rm cwx"
 # Mount again: the mount agrees with what the CLI decided.
 tfs_mount "$W" "$T/mnt"
 got=$("$TIERFS" status --json "$T/mnt/data/x.csv" | jv 'j["files"][0]["placement"]')

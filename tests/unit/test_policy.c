@@ -317,6 +317,11 @@ static const struct parse_err_case parse_err_cases[] = {
 	{ { "--placement", "mirror", "--path" }, "'--path'" },
 	{ { "--placement" }, "'--placement'" },
 	{ { "--placement", "tier", "--watermark", "5", "--export=yes" }, "'--export'" },
+	{ { "--placement", "private", "--cloud-write" }, "not private" },
+	{ { "--path", "/r/**", "--placement", "tier", "--watermark", "5", "--cloud-write" },
+	  "not tier without --export" },
+	{ { "--placement", "mirror", "--cloud-write=yes" }, "'--cloud-write'" },
+	{ { "--placement", "mirror", "--cloud-write", "--cloud-write" }, "'--cloud-write'" },
 };
 
 static void test_parse_errors(void **state)
@@ -433,6 +438,11 @@ static const struct roundtrip_case roundtrip_cases[] = {
 	  "--path '/archive/**' --min-size 1 --max-size 1T --older-than 1w --newer-than 52w "
 	  "--idle 1d --owner 1000 --group 100 --tag user.tierfs.class=cold --placement tier "
 	  "--settle 1m --evict-after 30d --watermark 90% --export" },
+	{ { "--cloud-write", "--path", "/jobs/*/out/**", "--placement", "mirror" },
+	  "--path '/jobs/*/out/**' --placement mirror --cloud-write" },
+	{ { "--placement", "on-demand", "--cloud-write" }, "--placement on-demand --cloud-write" },
+	{ { "--placement", "tier", "--evict-after", "1d", "--export", "--cloud-write" },
+	  "--placement tier --evict-after 1d --export --cloud-write" },
 };
 
 static void test_roundtrip(void **state)
@@ -510,6 +520,71 @@ static void test_parse_fields(void **state)
 	assert_int_equal(policy_rule_parse("p", 2, (char *const *)priv, &r, NULL, 0), 0);
 	assert_int_equal(r.settle, 0);
 	policy_rule_release(&r);
+}
+
+static void test_cloud_write_equal(void **state)
+{
+	const char *a[] = { "--path", "/r/**", "--placement", "mirror" };
+	const char *b[] = { "--path", "/r/**", "--placement", "mirror", "--cloud-write" };
+	struct policy_rule ra, rb, rb2;
+
+	(void)state;
+	assert_int_equal(policy_rule_parse("x", 4, (char *const *)a, &ra, NULL, 0), 0);
+	assert_int_equal(policy_rule_parse("x", 5, (char *const *)b, &rb, NULL, 0), 0);
+	assert_int_equal(policy_rule_parse("x", 5, (char *const *)b, &rb2, NULL, 0), 0);
+	assert_false(ra.cloud_write);
+	assert_true(rb.cloud_write);
+	assert_false(policy_rule_equal(&ra, &rb));
+	assert_true(policy_rule_equal(&rb, &rb2));
+	policy_rule_release(&ra);
+	policy_rule_release(&rb);
+	policy_rule_release(&rb2);
+}
+
+struct prefix_case {
+	const char *glob, *dir;
+	int want;
+};
+
+static const struct prefix_case prefix_cases[] = {
+	{ "/jobs/*/out/**", "/", 1 },
+	{ "/jobs/*/out/**", "/jobs", 1 },
+	{ "/jobs/*/out/**", "/jobs/q4", 1 },
+	{ "/jobs/*/out/**", "/jobs/q4/out", 1 },
+	{ "/jobs/*/out/**", "/jobs/q4/out/a/b", 1 },
+	{ "/jobs/*/out/**", "/data", 0 },
+	{ "/jobs/*/out/**", "/jobs/q4/in", 0 },
+	{ "/jobs/*/out/**", "/jobs2", 0 },
+	{ "/jobs/*/out", "/jobs/q4", 1 },
+	{ "/jobs/*/out", "/jobs/q4/out", 0 },  /* nothing below out matches */
+	{ "/a", "/", 1 },
+	{ "/a", "/a", 0 },
+	{ "/", "/", 0 },
+	{ "/**", "/", 1 },
+	{ "/**", "/x/y/z", 1 },
+	{ "/**/out/*", "/a/b/c", 1 },
+	{ "/**/out/*", "/a/out", 1 },
+	{ "/**/out", "/a/out", 1 },      /* '/a/out/out' matches */
+	{ "/r/[0-9]*/x", "/r/7a", 1 },
+	{ "/r/[0-9]*/x", "/r/a7", 0 },
+	{ "/r/[0-9]*/x", "/r/7a/x", 0 },
+	{ "/a/**/b", "/a/x/y", 1 },
+	{ "/a/**/b", "/c", 0 },
+	{ "/a/b", "/A", 0 },
+	{ "relative", "/", 0 },
+	{ "/a", "relative", 0 },
+};
+
+static void test_glob_match_prefix(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(prefix_cases); i++) {
+		const struct prefix_case *c = &prefix_cases[i];
+		int got = policy_glob_match_prefix(c->glob, c->dir);
+
+		if (got != c->want)
+			fail_msg("glob '%s' dir '%s': got %d want %d", c->glob, c->dir, got, c->want);
+	}
 }
 
 static void test_placement_names(void **state)
@@ -998,6 +1073,7 @@ static void test_explain(void **state)
 	expect(text, "placement: tier (visible to cloud mounts");
 	expect(text, "evicted when idle 30d or when local disk usage is above 85%");
 	assert_null(strstr(text, "time alone"));
+	assert_null(strstr(text, "cloud write"));
 	free(text);
 
 	f.size = 2 * MiB;
@@ -1024,6 +1100,7 @@ static void test_explain(void **state)
 static void test_explain_catch_all(void **state)
 {
 	const char *const specs[] = { "--placement mirror --settle 5m" };
+	const char *const cw[] = { "--placement mirror --cloud-write" };
 	struct policy_file f = { .path = "/x", .mtime = NOW, .atime = NOW };
 	char *text;
 
@@ -1032,6 +1109,10 @@ static void test_explain_catch_all(void **state)
 	expect(text, "matches: no conditions, matches every path\n");
 	expect(text, "placement: mirror (visible to cloud mounts, uploaded once writes settle "
 		     "for 5m, always local)\n");
+	assert_null(strstr(text, "cloud write"));
+	free(text);
+	text = explain(cw, 1, &f);
+	expect(text, "cloud write: nodes with a node key may write here");
 	free(text);
 }
 
@@ -1045,6 +1126,8 @@ int main(void)
 		cmocka_unit_test(test_rule_names),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_parse_fields),
+		cmocka_unit_test(test_cloud_write_equal),
+		cmocka_unit_test(test_glob_match_prefix),
 		cmocka_unit_test(test_placement_names),
 		cmocka_unit_test(test_args_split),
 		cmocka_unit_test(test_evaluate),
