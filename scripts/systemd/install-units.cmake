@@ -16,6 +16,10 @@ elseif(CMAKE_INSTALL_PREFIX STREQUAL "/usr" AND TIERFS_SYSTEMD_PKG_UNITDIR)
 else()
   set(unitdir "${CMAKE_INSTALL_PREFIX}/lib/systemd/system")
 endif()
+# one directory per destination, so that installs to two places at once
+# (the tests) do not write each other's files
+string(MD5 dest "$ENV{DESTDIR}${CMAKE_INSTALL_PREFIX}")
+set(TIERFS_UNIT_BUILD_DIR "${TIERFS_UNIT_BUILD_DIR}/${dest}")
 set(units)
 foreach(src IN LISTS TIERFS_UNIT_SOURCES)
   get_filename_component(name "${src}" NAME)
