@@ -67,6 +67,18 @@ check_order()
 	[ "$n" = 1 ] || tfs_problem "$what: STOPPING=1 sent $n times"
 }
 
+# stop_and_check MNT PID BASE WHAT: tierfs umount; the daemon PID exits 0
+# (else BASE.err is shown); the messages in BASE.log came in order.
+stop_and_check()
+{
+	local rc=0
+	timeout 60 "$TIERFS" umount "$1" || fail "$4: tierfs umount"
+	wait "$2" || rc=$?
+	[ "$rc" = 0 ] || { cat "$3.err" >&2; fail "$4: the daemon exited $rc"; }
+	wait_msg "$3.log" 'STOPPING=1' 5 || fail "no STOPPING=1 from the $4"
+	check_order "$3.log" "$4"
+}
+
 # --- the home mount
 "$TIERFS" format --store "file://$T/store" "$T/vol" >/dev/null || fail "format"
 "$TIERFS" policy add exp --volume "$T/vol" --path '/exp/**' --placement mirror --settle 1h >/dev/null ||
@@ -85,12 +97,7 @@ mkdir -p "$T/mnt/exp" && head -c 100000 /dev/urandom >"$T/mnt/exp/data" || fail 
 # the queue as the sync engine has it: the file waits an hour to settle
 wait_msg "$T/home.log" '^STATUS=upload queue: 1 files, 100000 bytes' 20 ||
 	fail "STATUS= does not show the queued file within 20 s"
-timeout 60 "$TIERFS" umount "$T/mnt" || fail "tierfs umount"
-rc=0
-wait "$dpid" || rc=$?
-[ "$rc" = 0 ] || { cat "$T/home.err" >&2; fail "home daemon exited $rc"; }
-wait_msg "$T/home.log" 'STOPPING=1' 5 || fail "no STOPPING=1 from the home mount"
-check_order "$T/home.log" "home mount"
+stop_and_check "$T/mnt" "$dpid" "$T/home" "home mount"
 
 # --- a cloud mount
 mkdir -p "$T/src" && echo "seen from the cloud" >"$T/src/a.txt"
@@ -107,11 +114,7 @@ tfs_is_mounted "$T/cmnt" || fail "READY=1 came before the cloud mount was live"
 [ "$(cat "$T/cmnt/a.txt")" = "seen from the cloud" ] || fail "read through the cloud mount"
 wait_msg "$T/cloud.log" '^STATUS=snapshot 1, [0-9]+ bytes cached, 0 requests pending' 10 ||
 	fail "no STATUS= with the snapshot from the cloud mount"
-timeout 60 "$TIERFS" umount "$T/cmnt" || fail "tierfs umount (cloud)"
-rc=0
-wait "$dpid" || rc=$?
-[ "$rc" = 0 ] || { cat "$T/cloud.err" >&2; fail "cloud daemon exited $rc"; }
-check_order "$T/cloud.log" "cloud mount"
+stop_and_check "$T/cmnt" "$dpid" "$T/cloud" "cloud mount"
 
 # --- the units
 timeout 120 cmake --install "$TIERFS_BIN_DIR" --prefix "$T/prefix" >"$T/install.out" ||
