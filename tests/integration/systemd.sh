@@ -5,7 +5,8 @@
 # of the test's own (python3), which records every message: READY=1 must
 # come once the mount is live, then STATUS= lines (the home mount's upload
 # queue as it really is, the cloud mount's snapshot), and STOPPING=1 after
-# 'tierfs umount', the last message, before the daemon exits 0. The units
+# 'tierfs umount' (or SIGTERM), the last message, before the daemon exits 0
+# and leaves the volume clean. The units
 # are installed with 'cmake --install --prefix' into the test's directory
 # and verified as instances (tierfs@srv-vol, tierfs-cloud@vol1).
 . "$(dirname "$0")/lib.sh"
@@ -98,6 +99,20 @@ mkdir -p "$T/mnt/exp" && head -c 100000 /dev/urandom >"$T/mnt/exp/data" || fail 
 wait_msg "$T/home.log" '^STATUS=upload queue: 1 files, 100000 bytes' 20 ||
 	fail "STATUS= does not show the queued file within 20 s"
 stop_and_check "$T/mnt" "$dpid" "$T/home" "home mount"
+
+# --- SIGTERM, what systemd sends when ExecStop= did not stop it: a clean unmount too
+listen "$T/term.sock" "$T/term.log"
+NOTIFY_SOCKET=$T/term.sock "$TIERFS" mount -f "$T/vol" "$T/mnt" 2>"$T/term.err" &
+dpid=$!
+wait_msg "$T/term.log" '^STATUS=upload queue: 1 files' 30 || fail "no READY=1 and STATUS= after remounting"
+echo more >"$T/mnt/exp/more" || fail "write after remount"
+kill -TERM "$dpid"
+rc=0
+wait "$dpid" || rc=$?
+[ "$rc" = 0 ] || { cat "$T/term.err" >&2; fail "home daemon exited $rc on SIGTERM"; }
+tfs_wait_state "$T/mnt" 0 10 || fail "still mounted after SIGTERM"
+check_order "$T/term.log" "home mount, SIGTERM"
+"$TIERFS" fsck "$T/vol" >/dev/null || fail "fsck after SIGTERM not clean"
 
 # --- a cloud mount
 mkdir -p "$T/src" && echo "seen from the cloud" >"$T/src/a.txt"
