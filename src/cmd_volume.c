@@ -121,7 +121,8 @@ int cmd_format(int argc, char **argv)
 
 static const char mount_usage[] =
 	"usage: tierfs mount [-f] [-d] [-o OPTIONS] [--fstab FILE] VOLUME [MOUNTPOINT]\n"
-	"       tierfs mount --cloud --key-file FILE [OPTIONS] URL MOUNTPOINT\n"
+	"       tierfs mount --cloud --key-file FILE [--cache DIR] [--cache-size SIZE]\n"
+	"                    [--passphrase-file FILE] [-f] [-d] [-o OPTIONS] URL MOUNTPOINT\n"
 	"\n"
 	"Mount VOLUME (made by 'tierfs format') at MOUNTPOINT as the home mount.\n"
 	"Without MOUNTPOINT, the mount point and options come from VOLUME's\n"
@@ -134,7 +135,8 @@ static const char mount_usage[] =
 	"                   reports READY=1, STATUS= and STOPPING=1 to NOTIFY_SOCKET)\n"
 	"  -d               FUSE debug output (implies -f)\n"
 	"  --fstab FILE     the fstab to find VOLUME in (default /etc/fstab)\n"
-	"  --cloud          a cloud mount (options: 'tierfs mount --cloud --help')\n"
+	"  --cloud          a cloud mount of the store URL: its options and -o mount\n"
+	"                   options are in 'tierfs mount --cloud --help'\n"
 	"  -o OPTIONS       comma-separated mount options:\n"
 	"     attr_timeout=SECONDS   kernel attribute cache time (default 3600)\n"
 	"     entry_timeout=SECONDS  kernel name cache time (default 3600)\n"

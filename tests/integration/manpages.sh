@@ -101,4 +101,8 @@ for p in problems:
 print(f"# {len(commands)} commands, {total} options checked against {len(pages)} pages")
 sys.exit(1 if problems else 0)
 PY
+# 'tierfs mount --help' shows both forms, home and cloud
+"$TIERFS" mount --help >"$T/mount.help" || fail "tierfs mount --help"
+grep -q '^usage: tierfs mount .*VOLUME' "$T/mount.help" || fail "mount --help lacks the home form"
+grep -q '^ *tierfs mount --cloud --key-file FILE' "$T/mount.help" || fail "mount --help lacks the cloud form"
 note "the man pages cover every command and option"
