@@ -493,7 +493,7 @@ static int do_mount(const char *voldir, const char *mp, struct mount_args *ma)
 /*
  * The mount point and options of volume voldir from its fstab line (type
  * fuse.tierfs or tierfs, source the volume's directory): 1 found, 0 not
- * found (or no such file), -1 bad options (printed).
+ * found, -1 an unreadable file or bad options (printed).
  */
 static int fstab_lookup(const char *fstab, const char *voldir, struct mount_args *ma, char *mp, size_t len)
 {
@@ -502,8 +502,10 @@ static int fstab_lookup(const char *fstab, const char *voldir, struct mount_args
 	struct mntent *e;
 	int found = 0;
 
-	if (!f)
-		return 0;
+	if (!f) {
+		tfs_error("mount: cannot read '%s': %s", fstab, strerror(errno));
+		return -1;
+	}
 	if (!realpath(voldir, abs))
 		snprintf(abs, sizeof(abs), "%s", voldir);
 	while (!found && (e = getmntent(f))) {

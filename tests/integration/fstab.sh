@@ -104,6 +104,7 @@ grep -q "Read-only file system" "$T/err" || fail "write to a ro mount: $(cat "$T
 tfs_umount "$T/mnt"
 wait_released
 tfs_expect_refused "mount VOLUME without fstab line" "$TIERFS" mount --fstab "$T/fstab" "$T/nonvol"
+tfs_expect_refused "mount VOLUME with a missing fstab" "$TIERFS" mount --fstab "$T/nofstab" "$T/vol"
 tfs_expect_refused "an unknown mount option" "$TIERFS" mount -o allow_other,bogus_opt "$T/vol" "$T/mnt"
 grep -q "'bogus_opt'" "$T/err" || tfs_problem "the unknown option is not named: $(cat "$T/err")"
 tfs_finish
