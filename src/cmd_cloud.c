@@ -53,7 +53,9 @@ static const char cloud_usage[] =
 	"     threads=N               most request threads (default 16)\n"
 	"     uring / no_uring        requests over per-CPU io_uring queues (default on\n"
 	"                             where the kernel offers it: enable_uring=Y)\n"
-	"     log=FILE                daemon log (default CACHE/tierfs.log)\n";
+	"     log=FILE                daemon log (default CACHE/tierfs.log)\n"
+	"  ro, allow_other, default_permissions (always in effect) and the fstab and\n"
+	"  mount(8) options of 'tierfs mount --help' are accepted and ignored.\n";
 
 struct cloud_args {
 	struct cloud_opts o;
@@ -63,10 +65,6 @@ struct cloud_args {
 
 static int parse_opts(char *opts, struct cloud_args *a)
 {
-	static const char *const ignored[] = { "defaults", "ro", "auto", "noauto", "nofail", "_netdev",
-					       "user", "users", "nouser", "exec", "noexec", "suid",
-					       "nosuid", "dev", "nodev", "async", "relatime", "noatime",
-					       "atime", "silent", "loud", NULL };
 	char *save = NULL;
 
 	for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
@@ -75,12 +73,8 @@ static int parse_opts(char *opts, struct cloud_args *a)
 		unsigned long n = 0;
 		uint64_t sz;
 		char *end = NULL;
-		int known = 0;
 
-		for (int k = 0; ignored[k]; k++)
-			if (!strcmp(o, ignored[k]))
-				known = 1;
-		if (known || !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
+		if (cli_mount_opt_ignored(o) || !strcmp(o, "ro")) /* a cloud mount is read-only */
 			continue;
 		if (eq)
 			*eq = '\0';
@@ -155,10 +149,33 @@ struct cloud_serve {
 	const char *mp;
 };
 
+static void json_get(const char *js, const char *key, char *out, size_t len);
+
+/* systemd's STATUS= line: from the status file the mount rewrites every second. */
+static int notify_status(void *arg, char *buf, size_t len)
+{
+	char path[PATH_MAX + 16], js[8192], seq[32], cached[32], pending[32];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/status", (const char *)arg);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	n = fread(js, 1, sizeof(js) - 1, f);
+	fclose(f);
+	js[n] = '\0';
+	json_get(js, "seq", seq, sizeof(seq));
+	json_get(js, "cache_bytes", cached, sizeof(cached));
+	json_get(js, "requests_pending", pending, sizeof(pending));
+	snprintf(buf, len, "snapshot %s, %s bytes cached, %s requests pending", seq, cached, pending);
+	return 0;
+}
+
 static int serve(void *arg, int pipefd)
 {
 	struct cloud_serve *cs = arg;
-	struct cli_daemon d = { pipefd, cs->a->log };
+	struct cli_daemon d = { pipefd, cs->a->log, notify_status, (void *)cs->a->o.cache_dir, 0, 0 };
 	char err[1024];
 	int rc = cloud_run(&cs->a->o, cs->mp, cli_daemon_ready, &d, err, sizeof(err));
 
