@@ -32,6 +32,10 @@ int mount_helper_main(int argc, char **argv);
 /* Cloud mount (cmd_cloud.c): "tierfs mount --cloud ..."; status of a cloud mount, -1 if not one. */
 int cloud_mount_main(int argc, char **argv);
 int cloud_status_main(const char *mountpoint, int json);
+/* tierfs sync on a cloud mount (write-back): -1 if path is not a cloud mount, else the exit status. */
+int cloud_sync_main(const char *path, int wait, int imported, int timeout_s);
+/* Before unmounting a cloud mount: wait for uploads (or, lazy, say what is left). Exit status. */
+int cloud_umount_prepare(const char *mountpoint, int lazy);
 
 /* Shared option helpers. */
 /* True when arg is "-h" or "--help". */

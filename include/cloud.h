@@ -11,7 +11,13 @@
  *   Kernel entry and attribute caching is short (1 s), so a switch is
  *   visible within about poll + 1 s.
  * - Inode numbers are the home inode numbers (fids); the root is 1.
- * - Every modifying operation fails with EROFS.
+ * - Every modifying operation fails with EROFS, except with a node key
+ *   (tierfs node add) where the snapshot's cloud-write rules allow it: there
+ *   jobs create, write, truncate, rename, delete, chmod and touch files,
+ *   directories and symlinks; the node stages the changes on its disk and
+ *   sends them home through its outbox (cloud_wb.h, outbox.h). Hard links
+ *   and device files: EPERM; chown: EPERM; renaming a directory home has:
+ *   EXDEV (mv copies); extended attributes are not carried home (ENOTSUP).
  * - Bytes read are verified bytes: a damaged or tampered object in the
  *   store or in the cache gives EIO and a log line, never wrong data.
  * - A file published without data (on-demand placement) is requested from
@@ -29,6 +35,12 @@
 
 /* The xattr of the root through which the mount reports its status. */
 #define CLOUD_STATUS_XATTR "user.tierfs.status"
+/* Set on the root: upload what is closed now (tierfs sync). */
+#define CLOUD_SYNC_XATTR "user.tierfs.sync"
+/* Of any file (write-back): its state on the way home ("pending", "uploaded
+ * (change set N)", "imported (...)", "conflict (...): COPY", "rejected (...): WHY",
+ * or "home" for a version that came from home). */
+#define CLOUD_STATE_XATTR "user.tierfs.state"
 
 struct cloud_opts {
 	const char *url;          /* the store: file://, s3://, azure:// */

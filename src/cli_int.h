@@ -48,11 +48,22 @@ void cli_iso_time(int64_t ns, char *buf, size_t len);
  * prints the error and returns the exit status.
  */
 int cli_check_mountpoint(const char *mp, char *abs_out);
+/* A mount option both mounts accept and ignore (fstab's defaults, noauto,
+ * _netdev, x-*, ...; allow_other and default_permissions, always on). */
+int cli_mount_opt_ignored(const char *o);
 struct cli_daemon {
 	int pipefd;      /* -1 in the foreground */
 	const char *log; /* where stderr goes once the daemon is ready */
+	/* The daemon's status for systemd's STATUS= (notify.h), or NULL. */
+	int (*status)(void *arg, char *buf, size_t len);
+	void *status_arg;
+	int ready, stopping; /* READY=1, STOPPING=1 sent */
 };
-void cli_daemon_ready(void *arg); /* arg: struct cli_daemon * */
+/* The mount is live: tell the parent (or systemd: READY=1, then STATUS=
+ * lines from d->status). arg: struct cli_daemon *. */
+void cli_daemon_ready(void *arg);
+/* The mount went away: STOPPING=1 (once, after the last STATUS=). */
+void cli_daemon_stopping(void *arg);
 /* Report err (if rc) to the parent or stderr, close the pipe; exit status. */
 int cli_daemon_done(struct cli_daemon *d, int rc, const char *err);
 int cli_run_daemon(const char *what, int foreground, int (*serve)(void *arg, int pipefd), void *arg);

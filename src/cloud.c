@@ -49,10 +49,13 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "cloud_wb.h"
 #include "codec.h"
 #include "fuse_io.h"
 #include "keys.h"
 #include "log.h"
+#include "outbox.h"
+#include "policy.h"
 #include "snapshot.h"
 #include "store.h"
 #include "util.h"
@@ -74,6 +77,7 @@ struct ninfo {
 	char ref[CODEC_NAME_SIZE]; /* directories: object name */
 	char *target;              /* symlinks */
 	char *path;                /* "" for the root, else "a/b" */
+	uint64_t wb_id;            /* an entry of the write-back overlay (cloud_wb.h), 0: snapshot */
 };
 
 /* An inode the kernel knows. All fields protected by cl->lock. */
@@ -108,6 +112,23 @@ struct fhandle {
 	pthread_mutex_t lock;
 	uint64_t next_off;   /* h->lock: where a sequential read goes on */
 	size_t ra_next;      /* h->lock: first chunk not yet sent to readahead */
+	/* a file of the write-back overlay: its staged data file */
+	int fd;              /* -1: read through the manifest */
+	uint64_t wb_id;
+	int wmode;           /* opened for writing (counted as a writer) */
+	int wrote;
+};
+
+/* An open directory: the snapshot's listing, or the merged one when the overlay has entries. */
+struct dent {
+	char *name;
+	uint64_t ino;
+	uint8_t type;
+};
+struct dhandle {
+	struct dobj *d;
+	struct dent *v; /* merged listing, or NULL: d's entries */
+	size_t n;
 };
 
 struct ra_job {
@@ -149,6 +170,13 @@ struct cloud {
 
 	atomic_int pending;          /* opens waiting for home to upload */
 	atomic_ulong read_errors;
+
+	/* write-back (a node key): NULL wb when the mount is read-only */
+	struct wb *wb;
+	struct node_key nkey;
+	struct snap_wrules wr;       /* lock: where this node may write */
+	char wr_name[CODEC_NAME_SIZE]; /* lock: the rules object wr came from */
+	pthread_mutex_t cu_lock;     /* one copy of a home file into the overlay at a time */
 };
 _Static_assert(offsetof(struct cloud, io) == 0, "fuse_io_attach: userdata starts with its fuse_io");
 
@@ -481,6 +509,121 @@ static int walk(struct cloud *cl, const struct snap_root *r, const char *path, s
 	return rc;
 }
 
+/* ---- the write-back overlay (cloud_wb.h) ---- */
+
+/* Is the overlay in play (a node key, and entries in it)? */
+static int wb_on(struct cloud *cl)
+{
+	return cl->wb && wb_count(cl->wb) > 0;
+}
+
+/* "/a/b" for the inode path "a/b" ("" is the root "/"); caller frees. */
+static char *vpath_of_rel(const char *rel)
+{
+	char *v;
+
+	return asprintf(&v, "/%s", rel ? rel : "") < 0 ? NULL : v;
+}
+
+/* "/a/b/name" for a child of the directory with inode path dir. */
+static char *child_vpath(const char *dir, const char *name)
+{
+	char *v;
+
+	return asprintf(&v, "%s%s/%s", *dir ? "/" : "", dir, name) < 0 ? NULL : v;
+}
+
+/* An overlay entry as an inode; a directory that home has too gets its listing's name. */
+static int ninfo_from_wb(struct cloud *cl, struct ninfo *i, const struct wb_attr *a)
+{
+	struct snap_root r;
+
+	memset(i, 0, sizeof(*i));
+	pthread_mutex_lock(&cl->lock);
+	r = cl->cur;
+	pthread_mutex_unlock(&cl->lock);
+	i->ino = a->ino;
+	i->seq = r.seq;
+	i->type = a->kind == WB_DIR ? SNAP_DIR : a->kind == WB_SYMLINK ? SNAP_SYMLINK : SNAP_FILE;
+	i->has_data = 1;
+	i->mode = (a->mode & 07777) | type_bits(i->type);
+	i->uid = a->uid;
+	i->gid = a->gid;
+	i->size = a->size;
+	i->mtime = a->mtime;
+	i->ctime = a->ctime;
+	i->wb_id = a->id;
+	i->path = strdup(a->path + 1);
+	i->target = a->target ? strdup(a->target) : NULL;
+	if (!i->path || (a->target && !i->target)) {
+		ninfo_release(i);
+		return -ENOMEM;
+	}
+	if (a->kind == WB_DIR) {
+		struct ninfo sn;
+
+		if (walk(cl, &r, i->path, &sn) == 0) {
+			if (sn.type == SNAP_DIR)
+				memcpy(i->ref, sn.ref, CODEC_NAME_SIZE);
+			ninfo_release(&sn);
+		}
+	}
+	return 0;
+}
+
+/* The snapshot's entry at vpath "/a/b" (a copy), ignoring the overlay. */
+static int snap_at(struct cloud *cl, const char *vp, struct ninfo *out)
+{
+	struct snap_root r;
+
+	pthread_mutex_lock(&cl->lock);
+	r = cl->cur;
+	pthread_mutex_unlock(&cl->lock);
+	return walk(cl, &r, vp + 1, out);
+}
+
+/* What is at vp now, overlay first: 0 with *out, -ENOENT. */
+static int entry_at(struct cloud *cl, const char *vp, struct ninfo *out)
+{
+	struct wb_attr a;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (cl->wb && wb_get_path(cl->wb, vp, &a) == 0) {
+		rc = a.kind == WB_GONE ? -ENOENT : ninfo_from_wb(cl, out, &a);
+		wb_attr_release(&a);
+		return rc;
+	}
+	return snap_at(cl, vp, out);
+}
+
+/* Where may this node write? file: a cloud-write rule matches vp; dir: or one may below it. */
+static int may_write(struct cloud *cl, const char *vp, int dir)
+{
+	int ok = 0;
+
+	if (!cl->wb)
+		return 0;
+	pthread_mutex_lock(&cl->lock);
+	for (size_t k = 0; k < cl->wr.n && !ok; k++)
+		ok = policy_glob_match(cl->wr.glob[k], vp) ||
+		     (dir && policy_glob_match_prefix(cl->wr.glob[k], vp));
+	pthread_mutex_unlock(&cl->lock);
+	return ok;
+}
+
+static void wb_attr_of(const struct ninfo *i, struct wb_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = i->ino;
+	a->mode = i->mode & 07777;
+	a->uid = i->uid;
+	a->gid = i->gid;
+	a->size = i->size;
+	a->mtime = i->mtime;
+	a->ctime = i->ctime;
+}
+
 /*
  * The attributes of ino in the current snapshot (a copy the caller
  * releases). -ENOENT when the inode no longer exists there, -ESTALE when
@@ -495,6 +638,15 @@ static int node_get(struct cloud *cl, uint64_t ino, struct ninfo *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (ino != ROOT_INO && wb_on(cl)) {
+		struct wb_attr a;
+
+		if (wb_get_ino(cl->wb, ino, &a) == 0) {
+			rc = ninfo_from_wb(cl, out, &a);
+			wb_attr_release(&a);
+			return rc;
+		}
+	}
 	pthread_mutex_lock(&cl->lock);
 	if (ino == ROOT_INO) {
 		ninfo_root(out, &cl->cur);
@@ -518,6 +670,18 @@ static int node_get(struct cloud *cl, uint64_t ino, struct ninfo *out)
 	if (!path)
 		return -ENOMEM;
 	rc = walk(cl, &r, path, &fresh);
+	if (!rc && wb_on(cl)) {
+		/* a name the overlay holds is not the snapshot's any more */
+		char *vp = vpath_of_rel(path);
+		struct wb_attr a;
+
+		if (vp && wb_get_path(cl->wb, vp, &a) == 0) {
+			rc = -ENOENT;
+			ninfo_release(&fresh);
+			wb_attr_release(&a);
+		}
+		free(vp);
+	}
 	free(path);
 	if (rc)
 		return rc;
@@ -785,9 +949,56 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->congestion_threshold = 48;
 }
 
-static void reply_erofs(fuse_req_t req)
+/*
+ * Take ci (its strings move into the inode table) as the entry name of
+ * parent; fill fe. The caller replies and calls forget_reply_failed() if
+ * the reply fails.
+ */
+static int remember(struct cloud *cl, fuse_ino_t parent, struct ninfo *ci, struct fuse_entry_param *fe)
 {
-	fuse_reply_err(req, EROFS);
+	struct cnode *n;
+
+	pthread_mutex_lock(&cl->lock);
+	n = nfind(cl, ci->ino);
+	if (!n && !(n = nadd(cl, ci->ino))) {
+		pthread_mutex_unlock(&cl->lock);
+		return -ENOMEM;
+	}
+	if (n->i.seq <= ci->seq || ci->wb_id || n->i.wb_id) {
+		ninfo_release(&n->i);
+		n->i = *ci;
+		memset(ci, 0, sizeof(*ci));
+	}
+	n->parent = parent;
+	n->nlookup++;
+	memset(fe, 0, sizeof(*fe));
+	fe->ino = n->i.ino;
+	fe->generation = 1;
+	fe->entry_timeout = TIMEOUT_S;
+	fe->attr_timeout = TIMEOUT_S;
+	fill_stat(&n->i, &fe->attr);
+	pthread_mutex_unlock(&cl->lock);
+	return 0;
+}
+
+static void forget_reply_failed(struct cloud *cl, uint64_t ino)
+{
+	struct cnode *n;
+
+	pthread_mutex_lock(&cl->lock);
+	n = nfind(cl, ino);
+	if (n && --n->nlookup == 0 && !n->ncached)
+		nremove(cl, n);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+static void reply_negative(fuse_req_t req)
+{
+	struct fuse_entry_param fe;
+
+	memset(&fe, 0, sizeof(fe));
+	fe.entry_timeout = TIMEOUT_S;
+	fuse_reply_entry(req, &fe);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -797,7 +1008,6 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct ninfo pi, ci;
 	const struct snap_entry *e;
 	struct dobj *d = NULL;
-	struct cnode *n;
 	int rc;
 
 	memset(&ci, 0, sizeof(ci));
@@ -808,14 +1018,38 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -ENOTDIR;
 		goto out;
 	}
+	if (wb_on(cl)) {
+		char *vp = child_vpath(pi.path, name);
+		struct wb_attr a;
+
+		if (!vp) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = wb_get_path(cl->wb, vp, &a);
+		free(vp);
+		if (rc == 0) {
+			rc = a.kind == WB_GONE ? 1 : ninfo_from_wb(cl, &ci, &a);
+			wb_attr_release(&a);
+			if (rc == 1) {
+				reply_negative(req);
+				goto done;
+			}
+			if (rc)
+				goto out;
+			goto found;
+		}
+	}
+	if (!pi.ref[0]) { /* a directory only this node has */
+		reply_negative(req);
+		goto done;
+	}
 	rc = dobj_get(cl, pi.ref, &d);
 	if (rc)
 		goto out;
 	e = snap_dir_find(&d->d, name);
 	if (!e) {
-		memset(&fe, 0, sizeof(fe));
-		fe.entry_timeout = TIMEOUT_S;
-		fuse_reply_entry(req, &fe);
+		reply_negative(req);
 		goto done;
 	}
 	rc = ninfo_from_entry(&ci, e, pi.seq);
@@ -826,34 +1060,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -ENOMEM;
 		goto out;
 	}
-	pthread_mutex_lock(&cl->lock);
-	n = nfind(cl, ci.ino);
-	if (!n && !(n = nadd(cl, ci.ino))) {
-		pthread_mutex_unlock(&cl->lock);
-		rc = -ENOMEM;
+found:
+	rc = remember(cl, parent, &ci, &fe);
+	if (rc)
 		goto out;
-	}
-	if (n->i.seq <= ci.seq) {
-		ninfo_release(&n->i);
-		n->i = ci;
-		memset(&ci, 0, sizeof(ci));
-	}
-	n->parent = parent;
-	n->nlookup++;
-	memset(&fe, 0, sizeof(fe));
-	fe.ino = n->i.ino;
-	fe.generation = 1;
-	fe.entry_timeout = TIMEOUT_S;
-	fe.attr_timeout = TIMEOUT_S;
-	fill_stat(&n->i, &fe.attr);
-	pthread_mutex_unlock(&cl->lock);
-	if (fuse_reply_entry(req, &fe) == -ENOENT) {
-		pthread_mutex_lock(&cl->lock);
-		n = nfind(cl, fe.ino);
-		if (n && --n->nlookup == 0 && !n->ncached)
-			nremove(cl, n);
-		pthread_mutex_unlock(&cl->lock);
-	}
+	if (fuse_reply_entry(req, &fe) == -ENOENT)
+		forget_reply_failed(cl, fe.ino);
 	goto done;
 out:
 	fuse_reply_err(req, -rc);
@@ -910,12 +1122,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, TIMEOUT_S);
 }
 
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
-{
-	reply_erofs(req);
-}
-
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct ninfo i;
@@ -930,66 +1136,6 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	ninfo_release(&i);
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-	reply_erofs(req);
-}
-
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-	reply_erofs(req);
-}
-
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	reply_erofs(req);
-}
-
-static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-	reply_erofs(req);
-}
-
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
-{
-	reply_erofs(req);
-}
-
-static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
-{
-	reply_erofs(req);
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
-{
-	reply_erofs(req);
-}
-
-static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
-			 struct fuse_file_info *fi)
-{
-	reply_erofs(req);
-}
-
-static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
-			 struct fuse_file_info *fi)
-{
-	reply_erofs(req);
-}
-
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
-{
-	reply_erofs(req);
-}
-
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	reply_erofs(req);
-}
-
 static void handle_free(struct fhandle *h)
 {
 	if (!h)
@@ -997,6 +1143,8 @@ static void handle_free(struct fhandle *h)
 	snap_manifest_release(&h->m);
 	free(h->offs);
 	free(h->path);
+	if (h->fd >= 0)
+		close(h->fd);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -1020,18 +1168,17 @@ static int handle_layout(struct fhandle *h)
 	return off == h->size ? 0 : -EIO;
 }
 
+static int copy_up(struct cloud *cl, const struct ninfo *i, int trunc, struct ninfo *out);
+static int open_staged(struct cloud *cl, fuse_req_t req, const struct ninfo *i, struct fuse_file_info *fi);
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cloud *cl = req_cl(req);
 	struct fhandle *h = NULL;
 	struct ninfo i;
 	struct cnode *n;
-	int rc;
+	int rc, write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
 
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		reply_erofs(req);
-		return;
-	}
 	rc = node_get(cl, ino, &i);
 	if (rc)
 		goto out;
@@ -1039,12 +1186,32 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = i.type == SNAP_DIR ? -EISDIR : -EINVAL;
 		goto out;
 	}
+	if (write && !i.wb_id) {
+		/* home's file, to be changed here: copy it into the overlay first */
+		char *vp = vpath_of_rel(i.path);
+		struct ninfo c;
+
+		rc = !vp ? -ENOMEM : may_write(cl, vp, 0) ? copy_up(cl, &i, fi->flags & O_TRUNC, &c) : -EROFS;
+		free(vp);
+		if (rc)
+			goto out;
+		ninfo_release(&i);
+		i = c;
+	}
+	if (i.wb_id) {
+		rc = open_staged(cl, req, &i, fi);
+		ninfo_release(&i);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		return;
+	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	pthread_mutex_init(&h->lock, NULL);
+	h->fd = -1;
 	h->ino = ino;
 	h->size = i.size;
 	h->mtime = i.mtime;
@@ -1098,6 +1265,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
 	struct cnode *n;
 
+	if (h->wmode) {
+		/* closed: staged for good (fsync makes it durable against power loss) */
+		if (h->wrote && wb_commit_entry(cl->wb, h->wb_id, 0))
+			log_error("cannot record the close of '/%s' in the write-back journal", h->path);
+		wb_writer(cl->wb, h->wb_id, -1);
+	}
 	pthread_mutex_lock(&cl->lock);
 	if (h->cached && (n = nfind(cl, ino))) {
 		n->ncached--;
@@ -1107,6 +1280,678 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	pthread_mutex_unlock(&cl->lock);
 	handle_free(h);
 	fuse_reply_err(req, 0);
+}
+
+/* ---- writing (the overlay; cloud_wb.h) ---- */
+
+static int64_t now_ns_real(void)
+{
+	return (int64_t)now_real_ns();
+}
+
+/* A handle on a staged file of the overlay. */
+static int open_staged(struct cloud *cl, fuse_req_t req, const struct ninfo *i, struct fuse_file_info *fi)
+{
+	int write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	struct fhandle *h = calloc(1, sizeof(*h));
+	struct stat st;
+
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_init(&h->lock, NULL);
+	h->ino = i->ino;
+	h->wb_id = i->wb_id;
+	h->path = strdup(i->path);
+	h->fd = wb_open_data(cl->wb, i->wb_id, write ? O_RDWR : O_RDONLY);
+	if (!h->path || h->fd < 0) {
+		int rc = h->fd < 0 ? h->fd : -ENOMEM;
+
+		log_error("cannot open the staged data of '/%s': %s", i->path, strerror(-rc));
+		handle_free(h);
+		return rc == -ENOENT ? -EIO : rc;
+	}
+	if (write) {
+		h->wmode = 1;
+		wb_writer(cl->wb, h->wb_id, 1);
+		if ((fi->flags & O_TRUNC) && ftruncate(h->fd, 0) == 0) {
+			h->wrote = 1;
+			wb_wrote(cl->wb, h->wb_id, 0, now_ns_real());
+		}
+	}
+	if (fstat(h->fd, &st) == 0)
+		h->size = (uint64_t)st.st_size;
+	fi->keep_cache = 0;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		if (h->wmode)
+			wb_writer(cl->wb, h->wb_id, -1);
+		handle_free(h);
+	}
+	return 0;
+}
+
+/*
+ * Copy home's file i into the overlay (all of it, or empty with trunc), so
+ * this node can change it: the entry keeps the inode number and records the
+ * version it started from (the conflict check at home). *out: the entry.
+ */
+static int copy_up(struct cloud *cl, const struct ninfo *i, int trunc, struct ninfo *out)
+{
+	struct snap_manifest m;
+	struct wb_attr a;
+	char tmp[4200], *vp = vpath_of_rel(i->path);
+	int fd = -1, rc = 0;
+
+	memset(&m, 0, sizeof(m));
+	memset(out, 0, sizeof(*out));
+	if (!vp)
+		return -ENOMEM;
+	pthread_mutex_lock(&cl->cu_lock);
+	/* another open may have copied it meanwhile */
+	if (wb_get_path(cl->wb, vp, &a) == 0) {
+		rc = a.kind == WB_FILE ? ninfo_from_wb(cl, out, &a) : -ENOENT;
+		wb_attr_release(&a);
+		goto out;
+	}
+	fd = wb_tmp_file(cl->wb, tmp, sizeof(tmp));
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	if (!trunc && i->size) {
+		rc = manifest_get(cl, i, &m);
+		for (size_t k = 0; !rc && k < m.n; k++) {
+			const struct cache_chunk *ref;
+
+			rc = cache_chunk_get(cl->cache, m.c[k].name, m.c[k].len, 0, &ref);
+			if (rc)
+				break;
+			if (write(fd, ref->data, m.c[k].len) != (ssize_t)m.c[k].len)
+				rc = -errno ? -errno : -EIO;
+			cache_chunk_put(cl->cache, ref);
+		}
+		if (rc) {
+			log_error("cannot copy '/%s' for writing: %s", i->path, strerror(-rc));
+			rc = -EIO;
+			goto out;
+		}
+	}
+	wb_attr_of(i, &a);
+	a.path = vp;
+	a.kind = WB_FILE;
+	a.size = trunc ? 0 : i->size;
+	a.base = OUTBOX_BASE_HOME;
+	a.base_fid = i->ino;
+	a.base_mtime = i->mtime;
+	a.base_size = i->size;
+	rc = wb_set(cl->wb, &a);
+	if (!rc)
+		rc = wb_adopt(cl->wb, a.id, tmp);
+	if (!rc) {
+		tmp[0] = '\0';
+		a.path = NULL;
+		if (wb_get_path(cl->wb, vp, &a) == 0) {
+			rc = ninfo_from_wb(cl, out, &a);
+			wb_attr_release(&a);
+		} else {
+			rc = -EIO;
+		}
+	}
+out:
+	pthread_mutex_unlock(&cl->cu_lock);
+	if (fd >= 0)
+		close(fd);
+	if (fd >= 0 && tmp[0])
+		unlink(tmp);
+	snap_manifest_release(&m);
+	free(vp);
+	return rc;
+}
+
+/* New entry name in parent: its volume path, checked against the rules. */
+static int new_name(struct cloud *cl, fuse_ino_t parent, const char *name, int dir, char **vp_out)
+{
+	struct ninfo pi, cur;
+	char *vp;
+	int rc = node_get(cl, parent, &pi);
+
+	*vp_out = NULL;
+	if (rc)
+		return rc;
+	if (pi.type != SNAP_DIR) {
+		ninfo_release(&pi);
+		return -ENOTDIR;
+	}
+	vp = child_vpath(pi.path, name);
+	ninfo_release(&pi);
+	if (!vp)
+		return -ENOMEM;
+	if (strlen(name) > 255) {
+		free(vp);
+		return -ENAMETOOLONG;
+	}
+	if (!may_write(cl, vp, dir)) {
+		free(vp);
+		return -EROFS;
+	}
+	if (entry_at(cl, vp, &cur) == 0) {
+		ninfo_release(&cur);
+		free(vp);
+		return -EEXIST;
+	}
+	*vp_out = vp;
+	return 0;
+}
+
+/* Make an entry at vp and reply with it (entry or create). */
+static void make_entry(fuse_req_t req, fuse_ino_t parent, struct wb_attr *a, struct fuse_file_info *fi)
+{
+	struct cloud *cl = req_cl(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fuse_entry_param fe;
+	struct ninfo ci;
+	int rc;
+
+	a->uid = ctx->uid;
+	a->gid = ctx->gid;
+	a->mtime = a->ctime = now_ns_real();
+	a->open_writer = fi != NULL;
+	rc = wb_set(cl->wb, a);
+	if (!rc && a->kind == WB_FILE) {
+		int fd = wb_open_data(cl->wb, a->id, O_RDWR | O_CREAT | O_TRUNC);
+
+		if (fd < 0) {
+			rc = fd;
+			wb_delete(cl->wb, a->path, NULL);
+		} else if (fi) {
+			struct fhandle *h = calloc(1, sizeof(*h));
+
+			if (!h) {
+				close(fd);
+				rc = -ENOMEM;
+			} else {
+				pthread_mutex_init(&h->lock, NULL);
+				h->fd = fd;
+				h->ino = a->ino;
+				h->wb_id = a->id;
+				h->wmode = 1;
+				h->path = strdup(a->path + 1);
+				fi->fh = (uintptr_t)h;
+			}
+		} else {
+			close(fd);
+		}
+	}
+	if (!rc && !fi)
+		wb_commit_entry(cl->wb, a->id, 0);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = ninfo_from_wb(cl, &ci, a);
+	if (!rc)
+		rc = remember(cl, parent, &ci, &fe);
+	ninfo_release(&ci);
+	if (rc) {
+		if (fi) {
+			wb_writer(cl->wb, a->id, -1);
+			handle_free((struct fhandle *)(uintptr_t)fi->fh);
+		}
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fi ? fuse_reply_create(req, &fe, fi) == -ENOENT : fuse_reply_entry(req, &fe) == -ENOENT) {
+		forget_reply_failed(cl, fe.ino);
+		if (fi) {
+			wb_writer(cl->wb, a->id, -1);
+			handle_free((struct fhandle *)(uintptr_t)fi->fh);
+		}
+	}
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct wb_attr a;
+	char *vp;
+	int rc = new_name(req_cl(req), parent, name, 0, &vp);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.path = vp;
+	a.kind = WB_FILE;
+	a.mode = mode & 07777;
+	make_entry(req, parent, &a, fi);
+	free(vp);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct wb_attr a;
+	char *vp;
+	int rc;
+
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, req_cl(req)->wb ? EPERM : EROFS); /* no devices, fifos, sockets */
+		return;
+	}
+	rc = new_name(req_cl(req), parent, name, 0, &vp);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.path = vp;
+	a.kind = WB_FILE;
+	a.mode = mode & 07777;
+	make_entry(req, parent, &a, NULL);
+	free(vp);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct wb_attr a;
+	char *vp;
+	int rc = new_name(req_cl(req), parent, name, 1, &vp);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.path = vp;
+	a.kind = WB_DIR;
+	a.mode = mode & 07777;
+	a.size = 4096;
+	make_entry(req, parent, &a, NULL);
+	free(vp);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct wb_attr a;
+	char *vp;
+	int rc = new_name(req_cl(req), parent, name, 0, &vp);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.path = vp;
+	a.kind = WB_SYMLINK;
+	a.mode = 0777;
+	a.target = (char *)link;
+	a.size = strlen(link);
+	make_entry(req, parent, &a, NULL);
+	free(vp);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	/* hard links are not carried home (docs/operations.md) */
+	fuse_reply_err(req, req_cl(req)->wb ? EPERM : EROFS);
+}
+
+struct count_arg {
+	int live;
+	struct dobj *d; /* the snapshot listing, for names the overlay hides */
+	int hidden;
+};
+
+static void count_live(void *arg, const struct wb_attr *a)
+{
+	struct count_arg *c = arg;
+	const char *name = strrchr(a->path, '/') + 1;
+
+	if (a->kind != WB_GONE)
+		c->live++;
+	else if (c->d && snap_dir_find(&c->d->d, name))
+		c->hidden++;
+}
+
+/* Is directory i empty as this node sees it? 1, 0, or -errno. */
+static int dir_empty(struct cloud *cl, const struct ninfo *i)
+{
+	struct count_arg c = { 0, NULL, 0 };
+	char *vp = vpath_of_rel(i->path);
+	size_t snap_n = 0;
+	int rc = 0;
+
+	if (!vp)
+		return -ENOMEM;
+	if (i->ref[0] && (rc = dobj_get(cl, i->ref, &c.d)) == 0)
+		snap_n = c.d->d.n;
+	if (!rc) {
+		wb_children(cl->wb, vp, count_live, &c);
+		/* overlay entries over snapshot names are counted once */
+		if (c.d)
+			for (size_t k = 0; k < c.d->d.n; k++) {
+				char *cp = child_vpath(i->path, c.d->d.e[k].name);
+				struct wb_attr a;
+
+				if (cp && wb_get_path(cl->wb, cp, &a) == 0) {
+					if (a.kind != WB_GONE)
+						snap_n--;
+					wb_attr_release(&a);
+				}
+				free(cp);
+			}
+		rc = c.live == 0 && snap_n == (size_t)c.hidden;
+	}
+	dobj_put(cl, c.d);
+	free(vp);
+	return rc;
+}
+
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int dir)
+{
+	struct cloud *cl = req_cl(req);
+	struct ninfo pi, ci;
+	struct wb_attr base;
+	char *vp = NULL;
+	int rc;
+
+	memset(&ci, 0, sizeof(ci));
+	if (!cl->wb) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	rc = node_get(cl, parent, &pi);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	vp = child_vpath(pi.path, name);
+	ninfo_release(&pi);
+	rc = !vp ? -ENOMEM : entry_at(cl, vp, &ci);
+	if (!rc && !may_write(cl, vp, dir))
+		rc = -EROFS;
+	if (!rc && dir && ci.type != SNAP_DIR)
+		rc = -ENOTDIR;
+	if (!rc && !dir && ci.type == SNAP_DIR)
+		rc = -EISDIR;
+	if (!rc && dir) {
+		rc = dir_empty(cl, &ci);
+		rc = rc == 1 ? 0 : rc == 0 ? -ENOTEMPTY : rc;
+	}
+	if (!rc) {
+		wb_attr_of(&ci, &base);
+		rc = wb_delete(cl->wb, vp, ci.wb_id ? NULL : &base);
+	}
+	fuse_reply_err(req, -rc);
+	ninfo_release(&ci);
+	free(vp);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, 1);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct cloud *cl = req_cl(req);
+	struct ninfo pi, npi, src, dst, sn, dn;
+	struct wb_attr dsnap, fsnap;
+	char *from = NULL, *to = NULL;
+	int rc, have_dst = 0, have_fs = 0, have_ds = 0;
+
+	memset(&src, 0, sizeof(src));
+	memset(&dst, 0, sizeof(dst));
+	if (!cl->wb) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
+		fuse_reply_err(req, EINVAL); /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+		return;
+	}
+	rc = node_get(cl, parent, &pi);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = node_get(cl, newparent, &npi);
+	if (rc) {
+		ninfo_release(&pi);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	from = child_vpath(pi.path, name);
+	to = child_vpath(npi.path, newname);
+	ninfo_release(&pi);
+	ninfo_release(&npi);
+	rc = !from || !to ? -ENOMEM : entry_at(cl, from, &src);
+	if (rc)
+		goto out;
+	if (!may_write(cl, from, src.type == SNAP_DIR) || !may_write(cl, to, src.type == SNAP_DIR)) {
+		rc = -EROFS;
+		goto out;
+	}
+	if (entry_at(cl, to, &dst) == 0) {
+		have_dst = 1;
+		if (flags & RENAME_NOREPLACE)
+			rc = -EEXIST;
+		else if (dst.type == SNAP_DIR && src.type != SNAP_DIR)
+			rc = -EISDIR;
+		else if (dst.type != SNAP_DIR && src.type == SNAP_DIR)
+			rc = -ENOTDIR;
+		else if (dst.type == SNAP_DIR && (rc = dir_empty(cl, &dst)) >= 0)
+			rc = rc ? 0 : -ENOTEMPTY;
+		if (rc)
+			goto out;
+	}
+	if (!strcmp(from, to))
+		goto out;
+	if (!src.wb_id) {
+		/* home's entry moves: a file is copied into the overlay first */
+		struct ninfo c;
+
+		if (src.type == SNAP_DIR) {
+			rc = -EXDEV; /* mv copies the tree instead */
+			goto out;
+		}
+		if (src.type == SNAP_SYMLINK) {
+			struct wb_attr a;
+
+			wb_attr_of(&src, &a);
+			a.path = from;
+			a.kind = WB_SYMLINK;
+			a.target = src.target;
+			a.base = OUTBOX_BASE_HOME;
+			a.base_fid = src.ino;
+			a.base_mtime = src.mtime;
+			a.base_size = src.size;
+			rc = wb_set(cl->wb, &a);
+		} else if ((rc = copy_up(cl, &src, 0, &c)) == 0) {
+			ninfo_release(&c);
+		}
+		if (rc)
+			goto out;
+	}
+	if (snap_at(cl, to, &dn) == 0) {
+		wb_attr_of(&dn, &dsnap);
+		ninfo_release(&dn);
+		have_ds = 1;
+	}
+	if (snap_at(cl, from, &sn) == 0) {
+		wb_attr_of(&sn, &fsnap);
+		have_fs = sn.type == SNAP_DIR;
+		ninfo_release(&sn);
+	}
+	rc = wb_rename(cl->wb, from, to, have_ds ? &dsnap : NULL, have_fs ? &fsnap : NULL);
+out:
+	(void)have_dst;
+	fuse_reply_err(req, -rc);
+	ninfo_release(&src);
+	ninfo_release(&dst);
+	free(from);
+	free(to);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct cloud *cl = req_cl(req);
+	struct fhandle *h = fi ? (struct fhandle *)(uintptr_t)fi->fh : NULL;
+	struct ninfo i;
+	struct wb_attr a;
+	struct stat st;
+	int64_t now = now_ns_real();
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	rc = node_get(cl, ino, &i);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (!cl->wb) {
+		rc = -EROFS;
+		goto out;
+	}
+	if ((to_set & FUSE_SET_ATTR_UID && attr->st_uid != i.uid) ||
+	    (to_set & FUSE_SET_ATTR_GID && attr->st_gid != i.gid)) {
+		rc = -EPERM; /* owners are home's to give */
+		goto out;
+	}
+	if (!i.wb_id) {
+		char *vp = vpath_of_rel(i.path);
+		struct ninfo c;
+
+		rc = !vp ? -ENOMEM : i.type != SNAP_FILE || !may_write(cl, vp, 0) ? -EROFS
+			: copy_up(cl, &i, (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0, &c);
+		free(vp);
+		if (rc)
+			goto out;
+		ninfo_release(&i);
+		i = c;
+	}
+	rc = wb_get_ino(cl->wb, i.ino, &a);
+	if (rc)
+		goto out;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		int fd = h && h->fd >= 0 && h->wmode ? h->fd : wb_open_data(cl->wb, a.id, O_WRONLY);
+
+		if (a.kind != WB_FILE) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if (fd < 0 || ftruncate(fd, attr->st_size)) {
+			rc = fd < 0 ? fd : -errno;
+			if (fd >= 0 && (!h || fd != h->fd))
+				close(fd);
+			goto out;
+		}
+		if (!h || fd != h->fd)
+			close(fd);
+		a.size = (uint64_t)attr->st_size;
+		a.mtime = now;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE)
+		a.mode = attr->st_mode & 07777;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		a.mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		a.mtime = (int64_t)attr->st_mtim.tv_sec * NS + attr->st_mtim.tv_nsec;
+	a.ctime = now;
+	if (a.kind == WB_FILE && !(to_set & FUSE_SET_ATTR_SIZE)) {
+		/* writes through open handles may have moved the size */
+		int fd = wb_open_data(cl->wb, a.id, O_RDONLY);
+
+		if (fd >= 0 && fstat(fd, &st) == 0)
+			a.size = (uint64_t)st.st_size;
+		if (fd >= 0)
+			close(fd);
+	}
+	rc = wb_set(cl->wb, &a);
+out:
+	if (rc) {
+		fuse_reply_err(req, -rc);
+	} else {
+		struct ninfo n;
+
+		rc = ninfo_from_wb(cl, &n, &a);
+		if (rc) {
+			fuse_reply_err(req, -rc);
+		} else {
+			fill_stat(&n, &st);
+			fuse_reply_attr(req, &st, TIMEOUT_S);
+			ninfo_release(&n);
+		}
+	}
+	wb_attr_release(&a);
+	ninfo_release(&i);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct cloud *cl = req_cl(req);
+	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(fuse_buf_size(bufv));
+	struct stat st;
+	ssize_t n;
+
+	if (!h->wmode) {
+		fuse_reply_err(req, cl->wb ? EBADF : EROFS);
+		return;
+	}
+	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	dst.buf[0].fd = h->fd;
+	dst.buf[0].pos = off;
+	n = fuse_buf_copy(&dst, bufv, 0);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	h->wrote = 1;
+	if (fstat(h->fd, &st) == 0)
+		wb_wrote(cl->wb, h->wb_id, (uint64_t)st.st_size, now_ns_real());
+	fuse_reply_write(req, (size_t)n);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct cloud *cl = req_cl(req);
+	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+	struct stat st;
+
+	if (!h->wmode) {
+		fuse_reply_err(req, cl->wb ? EBADF : EROFS);
+		return;
+	}
+	if (fallocate(h->fd, mode, off, len)) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	h->wrote = 1;
+	if (fstat(h->fd, &st) == 0)
+		wb_wrote(cl->wb, h->wb_id, (uint64_t)st.st_size, now_ns_real());
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct cloud *cl = req_cl(req);
+	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+
+	if (h->fd < 0 || !h->wb_id) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, -wb_commit_entry(cl->wb, h->wb_id, 1));
 }
 
 /* Index of the chunk holding byte off (off < size). */
@@ -1134,6 +1979,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	size_t first, last, ra_from = 0, ra_to = 0;
 	int rc = 0;
 
+	if (h->fd >= 0) {
+		/* a staged file of the overlay: the local disk */
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = h->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
 	if (start >= h->size || !size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -1216,32 +2071,115 @@ out:
 		fuse_reply_err(req, -rc);
 }
 
+struct merge_arg {
+	struct dhandle *h;
+	int rc;
+};
+
+static int dent_add(struct dhandle *h, const char *name, uint64_t ino, uint8_t type)
+{
+	struct dent *v = realloc(h->v, (h->n + 1) * sizeof(*h->v));
+
+	if (!v)
+		return -ENOMEM;
+	h->v = v;
+	v[h->n].name = strdup(name);
+	if (!v[h->n].name)
+		return -ENOMEM;
+	v[h->n].ino = ino;
+	v[h->n].type = type;
+	h->n++;
+	return 0;
+}
+
+static void merge_cb(void *arg, const struct wb_attr *a)
+{
+	struct merge_arg *m = arg;
+	const char *name = strrchr(a->path, '/') + 1;
+
+	if (m->rc || a->kind == WB_GONE)
+		return;
+	m->rc = dent_add(m->h, name, a->ino,
+			 a->kind == WB_DIR ? SNAP_DIR : a->kind == WB_SYMLINK ? SNAP_SYMLINK : SNAP_FILE);
+}
+
+static void dhandle_free(struct cloud *cl, struct dhandle *h)
+{
+	if (!h)
+		return;
+	for (size_t k = 0; k < h->n; k++)
+		free(h->v[k].name);
+	free(h->v);
+	dobj_put(cl, h->d);
+	free(h);
+}
+
+/* The listing this node sees: the snapshot's, with the overlay's entries over it. */
+static int merge_listing(struct cloud *cl, const struct ninfo *i, struct dhandle *h)
+{
+	struct merge_arg m = { h, 0 };
+	char *vp = vpath_of_rel(i->path);
+
+	if (!vp)
+		return -ENOMEM;
+	for (size_t k = 0; h->d && k < h->d->d.n && !m.rc; k++) {
+		const struct snap_entry *e = &h->d->d.e[k];
+		char *cp = child_vpath(i->path, e->name);
+		struct wb_attr a;
+
+		if (!cp) {
+			m.rc = -ENOMEM;
+			break;
+		}
+		if (wb_get_path(cl->wb, cp, &a) == 0)
+			wb_attr_release(&a); /* the overlay's entry (or its delete) stands instead */
+		else
+			m.rc = dent_add(h, e->name, e->fid, e->type);
+		free(cp);
+	}
+	if (!m.rc)
+		wb_children(cl->wb, vp, merge_cb, &m);
+	free(vp);
+	return m.rc;
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cloud *cl = req_cl(req);
-	struct dobj *d = NULL;
+	struct dhandle *h = calloc(1, sizeof(*h));
 	struct ninfo i;
-	int rc = node_get(cl, ino, &i);
+	int rc = h ? node_get(cl, ino, &i) : -ENOMEM;
 
-	if (!rc && i.type != SNAP_DIR)
-		rc = -ENOTDIR;
-	if (!rc)
-		rc = dobj_get(cl, i.ref, &d);
-	ninfo_release(&i);
 	if (rc) {
+		free(h);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uintptr_t)d;
+	if (i.type != SNAP_DIR)
+		rc = -ENOTDIR;
+	if (!rc && i.ref[0])
+		rc = dobj_get(cl, i.ref, &h->d);
+	if (!rc && (wb_on(cl) || !h->d)) {
+		h->v = calloc(1, sizeof(*h->v));
+		rc = h->v ? (cl->wb ? merge_listing(cl, &i, h) : 0) : -ENOMEM;
+	}
+	ninfo_release(&i);
+	if (rc) {
+		dhandle_free(cl, h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		dobj_put(cl, d);
+		dhandle_free(cl, h);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct cloud *cl = req_cl(req);
-	struct dobj *d = (struct dobj *)(uintptr_t)fi->fh;
+	struct dhandle *h = (struct dhandle *)(uintptr_t)fi->fh;
+	size_t count = h->v ? h->n : h->d->d.n;
 	char *buf = malloc(size);
 	size_t used = 0;
 	uint64_t parent = ROOT_INO;
@@ -1255,7 +2193,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (ino != ROOT_INO && (n = nfind(cl, ino)) && n->parent)
 		parent = n->parent;
 	pthread_mutex_unlock(&cl->lock);
-	for (uint64_t k = off < 0 ? 0 : (uint64_t)off; k < d->d.n + 2; k++) {
+	for (uint64_t k = off < 0 ? 0 : (uint64_t)off; k < count + 2; k++) {
 		struct stat st;
 		const char *name;
 		size_t need;
@@ -1269,8 +2207,12 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			name = "..";
 			st.st_ino = parent;
 			st.st_mode = S_IFDIR;
+		} else if (h->v) {
+			name = h->v[k - 2].name;
+			st.st_ino = h->v[k - 2].ino;
+			st.st_mode = type_bits(h->v[k - 2].type);
 		} else {
-			const struct snap_entry *e = &d->d.e[k - 2];
+			const struct snap_entry *e = &h->d->d.e[k - 2];
 
 			name = e->name;
 			st.st_ino = e->fid;
@@ -1287,7 +2229,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	dobj_put(req_cl(req), (struct dobj *)(uintptr_t)fi->fh);
+	dhandle_free(req_cl(req), (struct dhandle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -1304,7 +2246,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_bfree = sv.f_bavail = cs.limit > cs.bytes ? (cs.limit - cs.bytes) / 4096 : 0;
 	sv.f_files = cs.files;
 	sv.f_namemax = 255;
-	sv.f_flag = ST_RDONLY;
+	sv.f_flag = cl->wb ? 0 : ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -1368,25 +2310,97 @@ static void status_json(struct cloud *cl, struct tbuf *b)
 		 atomic_load(&cl->pending), atomic_load(&cl->read_errors));
 	tbuf_append(b, num, strlen(num));
 	json_str(b, err);
+	if (cl->wb) {
+		struct wb_stats w;
+
+		wb_get_stats(cl->wb, &w);
+		tbuf_append(b, ",\"node\":", 8);
+		json_str(b, cl->nkey.name);
+		snprintf(num, sizeof(num),
+			 ",\"writeback\":{\"entries\":%llu,\"pending\":%llu,\"pending_bytes\":%llu,"
+			 "\"open_for_writing\":%llu,\"unsent_sets\":%llu,\"unacked_sets\":%llu,"
+			 "\"uploaded_sets\":%llu,\"uploaded_changes\":%llu,\"uploaded_bytes\":%llu,"
+			 "\"imported\":%llu,\"conflicts\":%llu,\"rejected\":%llu,\"kept\":%llu,"
+			 "\"last_seq\":%llu,\"last_acked\":%llu,\"oldest_pending_age_s\":%.1f,"
+			 "\"last_upload_age_s\":%.1f,\"last_ack_age_s\":%.1f,\"last_error_age_s\":%.1f,"
+			 "\"last_error\":",
+			 (unsigned long long)w.entries, (unsigned long long)w.pending,
+			 (unsigned long long)w.pending_bytes, (unsigned long long)w.busy,
+			 (unsigned long long)w.unsent_sets, (unsigned long long)w.unacked_sets,
+			 (unsigned long long)w.uploaded_sets, (unsigned long long)w.uploaded_changes,
+			 (unsigned long long)w.uploaded_bytes, (unsigned long long)w.imported,
+			 (unsigned long long)w.conflicts, (unsigned long long)w.rejected,
+			 (unsigned long long)w.kept, (unsigned long long)w.last_seq,
+			 (unsigned long long)w.last_acked,
+			 w.oldest_pending ? (double)(now - w.oldest_pending) / NS : -1.0,
+			 w.last_upload ? (double)(now - w.last_upload) / NS : -1.0,
+			 w.last_ack ? (double)(now - w.last_ack) / NS : -1.0,
+			 w.last_error_at ? (double)(now - w.last_error_at) / NS : -1.0);
+		tbuf_append(b, num, strlen(num));
+		json_str(b, w.last_error);
+		tbuf_append(b, "}", 1);
+	}
 	tbuf_append(b, "}\n", 2);
+}
+
+static void reply_xattr_text(fuse_req_t req, const char *text, size_t len, size_t size)
+{
+	if (!size)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, text, len);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	struct cloud *cl = req_cl(req);
 	struct tbuf b = TBUF_INIT;
 
-	if (ino != ROOT_INO || strcmp(name, CLOUD_STATUS_XATTR)) {
-		fuse_reply_err(req, ENODATA);
+	if (ino == ROOT_INO && !strcmp(name, CLOUD_STATUS_XATTR)) {
+		status_json(cl, &b);
+		reply_xattr_text(req, (const char *)b.data, b.len, size);
+		tbuf_release(&b);
 		return;
 	}
-	status_json(req_cl(req), &b);
-	if (!size)
-		fuse_reply_xattr(req, b.len);
-	else if (size < b.len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, (const char *)b.data, b.len);
-	tbuf_release(&b);
+	if (cl->wb && !strcmp(name, CLOUD_STATE_XATTR)) {
+		/* where this file's latest version is on its way home */
+		struct ninfo i;
+		char state[600], *vp;
+		int rc = node_get(cl, ino, &i);
+
+		if (rc) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		vp = vpath_of_rel(i.path);
+		if (!vp || wb_state(cl->wb, vp, state, sizeof(state)))
+			snprintf(state, sizeof(state), "home");
+		free(vp);
+		ninfo_release(&i);
+		reply_xattr_text(req, state, strlen(state), size);
+		return;
+	}
+	fuse_reply_err(req, ENODATA);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct cloud *cl = req_cl(req);
+
+	if (ino == ROOT_INO && cl->wb && !strcmp(name, CLOUD_SYNC_XATTR)) {
+		wb_kick(cl->wb); /* tierfs sync: upload what is closed now */
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fuse_reply_err(req, cl->wb ? ENOTSUP : EROFS); /* extended attributes are not carried home */
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, req_cl(req)->wb ? ENODATA : EROFS);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -1408,7 +2422,7 @@ static const struct fuse_lowlevel_ops cloud_ops = {
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,
-	.rmdir = op_unlink,
+	.rmdir = op_rmdir,
 	.symlink = op_symlink,
 	.rename = op_rename,
 	.link = op_link,
@@ -1426,6 +2440,7 @@ static const struct fuse_lowlevel_ops cloud_ops = {
 	.removexattr = op_removexattr,
 	.create = op_create,
 	.fallocate = op_fallocate,
+	.fsync = op_fsync,
 };
 
 /* ---- snapshots and the poll thread ---- */
@@ -1496,6 +2511,51 @@ static void write_status_file(struct cloud *cl)
 	tbuf_release(&b);
 }
 
+/* Make the cloud-write rules of snapshot r this node's (write-back mounts only). */
+static int load_wrules(struct cloud *cl, const struct snap_root *r, int announce, char *msg, size_t len)
+{
+	struct snap_wrules w = { NULL, 0 };
+	struct tbuf b = TBUF_INIT;
+	char key[SNAP_KEY_MAX];
+	int rc = 0;
+
+	if (!cl->wb)
+		return 0;
+	pthread_mutex_lock(&cl->lock);
+	rc = !strcmp(cl->wr_name, r->wrules);
+	pthread_mutex_unlock(&cl->lock);
+	if (rc)
+		return 0;
+	if (r->wrules[0]) {
+		snap_key_wrules(r->wrules, key);
+		rc = store_get(cl->st, key, 0, STORE_WHOLE, &b);
+		if (rc) {
+			snprintf(msg, len, "cannot read the cloud-write rules '%s': %s", key,
+				 rc == -ENOENT ? "missing from the store" : store_errmsg());
+			tbuf_release(&b);
+			return -EIO;
+		}
+		rc = snap_wrules_decode(&cl->key, r->wrules, b.data, b.len, &w);
+		tbuf_release(&b);
+		if (rc) {
+			snprintf(msg, len, "the cloud-write rules '%s' failed verification: %s", key,
+				 codec_errmsg());
+			return -EIO;
+		}
+	}
+	pthread_mutex_lock(&cl->lock);
+	snap_wrules_release(&cl->wr);
+	cl->wr = w;
+	rc = announce; /* a change while mounted, not the first load */
+	memcpy(cl->wr_name, r->wrules, CODEC_NAME_SIZE);
+	pthread_mutex_unlock(&cl->lock);
+	for (size_t k = 0; rc && k < w.n; k++)
+		log_info("this node may now write in '%s'", w.glob[k]);
+	if (rc && !w.n)
+		log_info("this node may no longer write anywhere");
+	return 0;
+}
+
 static void check_head(struct cloud *cl)
 {
 	struct snap_root r;
@@ -1517,6 +2577,8 @@ static void check_head(struct cloud *cl)
 				 (unsigned long long)r.seq);
 		else
 			dobj_put(cl, d);
+		if (!rc)
+			rc = load_wrules(cl, &r, 1, msg, sizeof(msg));
 	}
 	pthread_mutex_lock(&cl->lock);
 	if (rc < 0) {
@@ -1535,7 +2597,10 @@ static void check_head(struct cloud *cl)
 			cl->switched_at = (int64_t)now_real_ns();
 		}
 	}
+	have = cl->cur.seq;
 	pthread_mutex_unlock(&cl->lock);
+	if (cl->wb)
+		wb_set_snapshot(cl->wb, have);
 }
 
 static void *poll_main(void *arg)
@@ -1604,7 +2669,20 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 		goto out;
 	}
 
-	rc = key_file_load(o->key_file, o->passphrase, &cl->key);
+	pthread_mutex_init(&cl->cu_lock, NULL);
+	if (outbox_is_node_key_file(o->key_file) == 1) {
+		/* a node key: it reads the exports and writes as this node */
+		rc = node_key_file_load(o->key_file, &cl->nkey);
+		if (rc) {
+			snprintf(err, errlen, "cannot load node key file '%s': %s", o->key_file,
+				 outbox_errmsg()[0] ? outbox_errmsg() : strerror(-rc));
+			goto out;
+		}
+		cl->key = cl->nkey.vol;
+		keyed = 2;
+	} else {
+		rc = key_file_load(o->key_file, o->passphrase, &cl->key);
+	}
 	if (rc) {
 		if (rc == -ENOKEY)
 			snprintf(err, errlen, "key file '%s' is protected by a passphrase; set "
@@ -1614,7 +2692,7 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 				 keys_errmsg()[0] ? keys_errmsg() : strerror(-rc));
 		goto out;
 	}
-	keyed = 1;
+	keyed = keyed ? keyed : 1;
 	memset(&so, 0, sizeof(so));
 	so.timeout_ms = store_timeout_ms(cl);
 	so.connect_timeout_ms = 3000;
@@ -1643,9 +2721,19 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 		snprintf(err, errlen, "%s", msg);
 		goto out;
 	}
+	if (keyed == 2) {
+		rc = wb_open(o->cache_dir, &cl->nkey, cl->st, cl->o.request_timeout_s, &cl->wb, msg, sizeof(msg));
+		if (!rc)
+			rc = load_wrules(cl, &cl->cur, 0, msg, sizeof(msg));
+		if (rc) {
+			snprintf(err, errlen, "%s", msg);
+			goto out;
+		}
+		wb_set_snapshot(cl->wb, cl->cur.seq);
+	}
 
-	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=tierfs,ro,allow_other,default_permissions",
-		 o->url);
+	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=tierfs,%sallow_other,default_permissions",
+		 o->url, cl->wb ? "" : "ro,");
 	if (fuse_opt_add_arg(&args, "tierfs") || fuse_opt_add_arg(&args, fsname) ||
 	    (o->debug && fuse_opt_add_arg(&args, "-d"))) {
 		rc = -ENOMEM;
@@ -1689,6 +2777,8 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 			if (pthread_create(&cl->ra_threads[k], NULL, ra_main, cl) == 0)
 				cl->n_ra++;
 	}
+	if (cl->wb && wb_start(cl->wb))
+		log_error("cannot start the write-back uploader: changes stay staged until the next mount");
 	write_status_file(cl);
 	if (ready)
 		ready(arg);
@@ -1742,12 +2832,18 @@ out:
 			cl->dtab[s] = d->hnext;
 			dobj_free(d);
 		}
+	/* closed files still staged: one bounded try to send them now */
+	wb_close(cl->wb, mounted ? cl->o.request_timeout_s : 0);
+	cl->wb = NULL;
 	if (cl->cache && mounted)
 		write_status_file(cl);
 	cache_close(cl->cache);
 	store_close(cl->st);
 	if (keyed)
 		volkey_release(&cl->key);
+	node_key_release(&cl->nkey);
+	snap_wrules_release(&cl->wr);
+	pthread_mutex_destroy(&cl->cu_lock);
 	pthread_cond_destroy(&cl->ra_cv);
 	pthread_mutex_destroy(&cl->ra_lock);
 	pthread_cond_destroy(&cl->poll_cv);

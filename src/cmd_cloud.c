@@ -53,7 +53,9 @@ static const char cloud_usage[] =
 	"     threads=N               most request threads (default 16)\n"
 	"     uring / no_uring        requests over per-CPU io_uring queues (default on\n"
 	"                             where the kernel offers it: enable_uring=Y)\n"
-	"     log=FILE                daemon log (default CACHE/tierfs.log)\n";
+	"     log=FILE                daemon log (default CACHE/tierfs.log)\n"
+	"  ro, allow_other, default_permissions (always in effect) and the fstab and\n"
+	"  mount(8) options of 'tierfs mount --help' are accepted and ignored.\n";
 
 struct cloud_args {
 	struct cloud_opts o;
@@ -63,10 +65,6 @@ struct cloud_args {
 
 static int parse_opts(char *opts, struct cloud_args *a)
 {
-	static const char *const ignored[] = { "defaults", "ro", "auto", "noauto", "nofail", "_netdev",
-					       "user", "users", "nouser", "exec", "noexec", "suid",
-					       "nosuid", "dev", "nodev", "async", "relatime", "noatime",
-					       "atime", "silent", "loud", NULL };
 	char *save = NULL;
 
 	for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
@@ -75,12 +73,8 @@ static int parse_opts(char *opts, struct cloud_args *a)
 		unsigned long n = 0;
 		uint64_t sz;
 		char *end = NULL;
-		int known = 0;
 
-		for (int k = 0; ignored[k]; k++)
-			if (!strcmp(o, ignored[k]))
-				known = 1;
-		if (known || !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
+		if (cli_mount_opt_ignored(o) || !strcmp(o, "ro")) /* a cloud mount is read-only */
 			continue;
 		if (eq)
 			*eq = '\0';
@@ -155,10 +149,33 @@ struct cloud_serve {
 	const char *mp;
 };
 
+static void json_get(const char *js, const char *key, char *out, size_t len);
+
+/* systemd's STATUS= line: from the status file the mount rewrites every second. */
+static int notify_status(void *arg, char *buf, size_t len)
+{
+	char path[PATH_MAX + 16], js[8192], seq[32], cached[32], pending[32];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/status", (const char *)arg);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	n = fread(js, 1, sizeof(js) - 1, f);
+	fclose(f);
+	js[n] = '\0';
+	json_get(js, "seq", seq, sizeof(seq));
+	json_get(js, "cache_bytes", cached, sizeof(cached));
+	json_get(js, "requests_pending", pending, sizeof(pending));
+	snprintf(buf, len, "snapshot %s, %s bytes cached, %s requests pending", seq, cached, pending);
+	return 0;
+}
+
 static int serve(void *arg, int pipefd)
 {
 	struct cloud_serve *cs = arg;
-	struct cli_daemon d = { pipefd, cs->a->log };
+	struct cli_daemon d = { pipefd, cs->a->log, notify_status, (void *)cs->a->o.cache_dir, 0, 0 };
 	char err[1024];
 	int rc = cloud_run(&cs->a->o, cs->mp, cli_daemon_ready, &d, err, sizeof(err));
 
@@ -341,6 +358,145 @@ static const char *human(uint64_t v, char *buf, size_t len)
 	return buf;
 }
 
+/* The cloud mount holding path (realpath'd): its mount point, or 0. */
+static int cloud_mount_of(const char *path, char *mnt, size_t len)
+{
+	char abs[PATH_MAX];
+	FILE *f;
+	struct mntent *e;
+	size_t best = 0;
+
+	if (!realpath(path, abs))
+		return 0;
+	f = setmntent("/proc/self/mounts", "r");
+	while (f && (e = getmntent(f))) {
+		size_t n = strlen(e->mnt_dir);
+
+		if (strcmp(e->mnt_type, "fuse.tierfs") || !strstr(e->mnt_fsname, "://"))
+			continue;
+		if (!strncmp(abs, e->mnt_dir, n) && (abs[n] == '/' || !abs[n] || n == 1) && n > best) {
+			best = n;
+			snprintf(mnt, len, "%s", e->mnt_dir);
+		}
+	}
+	if (f)
+		endmntent(f);
+	return best > 0;
+}
+
+/* The status JSON of a cloud mount; 0, or -errno. */
+static int read_status(const char *mnt, char *buf, size_t len)
+{
+	ssize_t n = getxattr(mnt, CLOUD_STATUS_XATTR, buf, len - 1);
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static uint64_t json_u64(const char *js, const char *key)
+{
+	char v[64];
+
+	json_get(js, key, v, sizeof(v));
+	return strtoull(v, NULL, 10);
+}
+
+int cloud_sync_main(const char *path, int wait, int imported, int timeout_s)
+{
+	char mnt[PATH_MAX], buf[8192], err[512], h[32];
+	uint64_t start = now_mono_ns(), grace_end = start + 2000000000ull;
+	int tty = isatty(STDERR_FILENO), shown = 0;
+
+	if (!cloud_mount_of(path, mnt, sizeof(mnt)))
+		return -1;
+	if (read_status(mnt, buf, sizeof(buf))) {
+		tfs_error("cannot read the status of cloud mount '%s': %s", mnt, strerror(errno));
+		return 1;
+	}
+	if (!strstr(buf, "\"writeback\":")) {
+		tfs_error("cloud mount '%s' is read-only (mounted with a volume key, not a node key):"
+			  " nothing to send home", mnt);
+		return 1;
+	}
+	if (setxattr(mnt, CLOUD_SYNC_XATTR, "1", 1, 0)) {
+		tfs_error("cannot ask cloud mount '%s' to sync: %s", mnt, strerror(errno));
+		return 1;
+	}
+	if (!wait)
+		return 0;
+	for (;;) {
+		uint64_t pending, busy, unsent, unacked;
+
+		if (read_status(mnt, buf, sizeof(buf))) {
+			if (shown)
+				fputc('\n', stderr);
+			tfs_error("cannot read the status of cloud mount '%s': %s", mnt, strerror(errno));
+			return 1;
+		}
+		pending = json_u64(buf, "pending");
+		busy = json_u64(buf, "open_for_writing");
+		unsent = json_u64(buf, "unsent_sets");
+		unacked = json_u64(buf, "unacked_sets");
+		json_get(buf, "last_error", err, sizeof(err));
+		/* a file closed just now may still count as open until its release arrives */
+		if (pending == busy && !unsent && (!imported || !unacked) && (!busy || now_mono_ns() > grace_end))
+			break;
+		if (timeout_s > 0 && now_mono_ns() - start > (uint64_t)timeout_s * 1000000000ull) {
+			if (shown)
+				fputc('\n', stderr);
+			tfs_error("sync: timed out after %d s: %llu changed files or directories not yet in the store,"
+				  " %llu change sets not yet acknowledged by home%s%s", timeout_s,
+				  (unsigned long long)(pending - busy + unsent), (unsigned long long)unacked,
+				  err[0] ? "; last error: " : "", err);
+			return 1;
+		}
+		if (tty) {
+			fprintf(stderr, "\rsync: %llu to upload (%s), %llu change sets waiting for home%s%.60s   ",
+				(unsigned long long)(pending - busy),
+				human(json_u64(buf, "pending_bytes"), h, sizeof(h)), (unsigned long long)unacked,
+				err[0] ? "; " : "", err);
+			shown = 1;
+		}
+		usleep(200000);
+	}
+	if (shown)
+		fputc('\n', stderr);
+	{
+		uint64_t busy = json_u64(buf, "open_for_writing");
+
+		if (busy)
+			fprintf(stderr, "tierfs: %llu files still open for writing were not waited for\n",
+				(unsigned long long)busy);
+	}
+	return 0;
+}
+
+int cloud_umount_prepare(const char *mountpoint, int lazy)
+{
+	char mnt[PATH_MAX], buf[8192], cdir[1024];
+	uint64_t left;
+
+	if (!cloud_mount_of(mountpoint, mnt, sizeof(mnt)) || strcmp(mnt, mountpoint) ||
+	    read_status(mnt, buf, sizeof(buf)) || !strstr(buf, "\"writeback\":"))
+		return 0;
+	if (!lazy) {
+		if (cloud_sync_main(mnt, 1, 0, 60) == 0)
+			return 0;
+		tfs_error("not unmounting '%s': changes are not in the store yet; 'tierfs umount -l'"
+			  " unmounts and keeps them staged for the next mount", mnt);
+		return 1;
+	}
+	left = json_u64(buf, "pending") + json_u64(buf, "unsent_sets");
+	json_get(buf, "cache_dir", cdir, sizeof(cdir));
+	if (left)
+		fprintf(stderr, "tierfs: %llu changes of '%s' are not in the store yet: the mount sends them as it"
+			" stops if it can; what is left stays staged in '%s/wb' for the next mount\n",
+			(unsigned long long)left, mnt, cdir);
+	return 0;
+}
+
 int cloud_status_main(const char *mountpoint, int json)
 {
 	char abs[PATH_MAX], buf[8192], v[10][512], h1[32], h2[32];
@@ -349,8 +505,34 @@ int cloud_status_main(const char *mountpoint, int json)
 					    "requests_pending" };
 	ssize_t n;
 
-	if (!realpath(mountpoint, abs) || !is_cloud_mount(abs))
+	if (!realpath(mountpoint, abs))
 		return -1;
+	if (!is_cloud_mount(abs)) {
+		/* a file of a cloud mount: where its latest version is on its way home */
+		char mnt[PATH_MAX], st[1024];
+
+		if (!cloud_mount_of(abs, mnt, sizeof(mnt)))
+			return -1;
+		n = getxattr(abs, CLOUD_STATE_XATTR, st, sizeof(st) - 1);
+		if (n < 0 && (errno == ENODATA || errno == ENOTSUP)) {
+			snprintf(st, sizeof(st), "home");
+			n = 4;
+		} else if (n < 0) {
+			tfs_error("cannot read the state of '%s': %s", mountpoint, strerror(errno));
+			return 1;
+		}
+		st[n] = '\0';
+		if (json) {
+			printf("{\"path\":");
+			json_str(stdout, abs);
+			printf(",\"state\":");
+			json_str(stdout, st);
+			printf("}\n");
+		} else {
+			printf("%s: %s\n", abs, st);
+		}
+		return 0;
+	}
 	n = getxattr(abs, CLOUD_STATUS_XATTR, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		tfs_error("cannot read the status of cloud mount '%s': %s", mountpoint, strerror(errno));
@@ -383,6 +565,38 @@ int cloud_status_main(const char *mountpoint, int json)
 		printf("  requests   %s pending\n", v[9]);
 		if (err[0])
 			printf("  store      %s\n", err);
+		if (strstr(buf, "\"writeback\":")) {
+			char node[128], werr[512], age[32], up[32], ack[32], werr_age[32];
+
+			json_get(buf, "node", node, sizeof(node));
+			json_get(buf, "last_error", werr, sizeof(werr));
+			json_get(buf, "oldest_pending_age_s", age, sizeof(age));
+			json_get(buf, "last_upload_age_s", up, sizeof(up));
+			json_get(buf, "last_ack_age_s", ack, sizeof(ack));
+			json_get(buf, "last_error_age_s", werr_age, sizeof(werr_age));
+			printf("  node       '%s': writes back where the policy allows\n", node);
+			printf("  outbox     %llu changes waiting (%s)%s%s%s, %llu open for writing;"
+			       " %llu change sets not sent, %llu waiting for home\n",
+			       (unsigned long long)json_u64(buf, "pending"),
+			       human(json_u64(buf, "pending_bytes"), h1, sizeof(h1)),
+			       strcmp(age, "-1.0") ? ", oldest " : "", strcmp(age, "-1.0") ? age : "",
+			       strcmp(age, "-1.0") ? " s ago" : "", (unsigned long long)json_u64(buf, "open_for_writing"),
+			       (unsigned long long)json_u64(buf, "unsent_sets"),
+			       (unsigned long long)json_u64(buf, "unacked_sets"));
+			printf("  sent       %llu change sets (%llu changes, %s) since mount; last upload %s%s,"
+			       " last acknowledgement %s%s\n",
+			       (unsigned long long)json_u64(buf, "uploaded_sets"),
+			       (unsigned long long)json_u64(buf, "uploaded_changes"),
+			       human(json_u64(buf, "uploaded_bytes"), h2, sizeof(h2)),
+			       strcmp(up, "-1.0") ? up : "never", strcmp(up, "-1.0") ? " s ago" : "",
+			       strcmp(ack, "-1.0") ? ack : "never", strcmp(ack, "-1.0") ? " s ago" : "");
+			printf("  home       %llu imported, %llu conflicts, %llu rejected, %llu kept aside since mount\n",
+			       (unsigned long long)json_u64(buf, "imported"),
+			       (unsigned long long)json_u64(buf, "conflicts"),
+			       (unsigned long long)json_u64(buf, "rejected"), (unsigned long long)json_u64(buf, "kept"));
+			if (werr[0])
+				printf("  last error %s (%s s ago)\n", werr, werr_age);
+		}
 	}
 	return 0;
 }

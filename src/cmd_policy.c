@@ -612,6 +612,8 @@ static int policy_rm(int argc, char **argv, struct common *c)
 		return 1;
 	}
 	rc = reevaluate(&t) ? 1 : 0;
+	if (!rc)
+		printf("removed rule '%s' (was #%lld)\n", argv[1], (long long)pos);
 	target_close(&t);
 	return rc;
 }

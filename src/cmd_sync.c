@@ -24,7 +24,7 @@
 
 struct sync_args {
 	const char *volume;
-	int wait, dry_run, force;
+	int wait, dry_run, force, imported;
 	int timeout_s;
 	char **paths;
 	int npaths;
@@ -47,6 +47,8 @@ static int parse_args(int argc, char **argv, struct sync_args *a, const char *us
 			a->volume = argv[k] + 9;
 		} else if (allow_wait && !strcmp(argv[k], "--wait")) {
 			a->wait = 1;
+		} else if (allow_wait && !strcmp(argv[k], "--imported")) {
+			a->wait = a->imported = 1;
 		} else if (allow_wait && !strncmp(argv[k], "--timeout=", 10)) {
 			a->timeout_s = atoi(argv[k] + 10);
 		} else if (allow_dry && (!strcmp(argv[k], "--dry-run") || !strcmp(argv[k], "-n"))) {
@@ -351,6 +353,18 @@ static int do_cmd(int argc, char **argv, const char *kind, const char *usage)
 		free(a.paths);
 		return 2;
 	}
+	if (is_sync && a.npaths == 1 && !a.volume &&
+	    (ret = cloud_sync_main(a.paths[0], a.wait, a.imported, a.timeout_s)) >= 0) {
+		/* a cloud mount: send what jobs wrote home */
+		free(a.paths);
+		return ret;
+	}
+	ret = 0;
+	if (a.imported) {
+		tfs_error("sync: --imported is for a cloud mount's write-back");
+		free(a.paths);
+		return 2;
+	}
 	if (target_open(&t, a.volume, a.npaths ? a.paths[0] : NULL, 0)) {
 		free(a.paths);
 		return 1;
@@ -401,11 +415,17 @@ static int do_cmd(int argc, char **argv, const char *kind, const char *usage)
 
 static const char sync_usage[] =
 	"usage: tierfs sync [--wait] [--timeout=SECONDS] [--volume DIR] [PATH...]\n"
+	"       tierfs sync [--wait | --imported] [--timeout=SECONDS] CLOUD-MOUNTPOINT\n"
 	"\n"
 	"Upload now every mirrored and tiered file at or below PATH (default: the\n"
 	"whole volume) that is not in the store yet, without waiting for --settle;\n"
 	"on-demand files named by PATH are uploaded too. --wait follows the upload\n"
-	"queue until those files are in the store (progress on a terminal).\n";
+	"queue until those files are in the store (progress on a terminal).\n"
+	"\n"
+	"On a cloud mount with a node key: send what jobs wrote (closed files) home\n"
+	"now. --wait returns when every closed file is in the store; --imported\n"
+	"when home has also acknowledged every change. Files still open for writing\n"
+	"are not waited for. Exit 1 with the reason on a timeout.\n";
 
 static const char hydrate_usage[] =
 	"usage: tierfs hydrate [--volume DIR] PATH...\n"

@@ -20,6 +20,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -27,6 +28,7 @@
 #include "fs.h"
 #include "fsck.h"
 #include "log.h"
+#include "notify.h"
 #include "volume.h"
 
 /* First line of a small file (a passphrase file), without its newline. */
@@ -118,14 +120,23 @@ int cmd_format(int argc, char **argv)
 /* ---- mount ---- */
 
 static const char mount_usage[] =
-	"usage: tierfs mount [-f] [-d] [-o OPTIONS] VOLUME MOUNTPOINT\n"
+	"usage: tierfs mount [-f] [-d] [-o OPTIONS] [--fstab FILE] VOLUME [MOUNTPOINT]\n"
+	"       tierfs mount --cloud --key-file FILE [--cache DIR] [--cache-size SIZE]\n"
+	"                    [--passphrase-file FILE] [-f] [-d] [-o OPTIONS] URL MOUNTPOINT\n"
 	"\n"
 	"Mount VOLUME (made by 'tierfs format') at MOUNTPOINT as the home mount.\n"
-	"The command returns once the mount is live; the daemon logs to\n"
-	"VOLUME/tierfs.log. Unmount with 'tierfs umount MOUNTPOINT'.\n"
+	"Without MOUNTPOINT, the mount point and options come from VOLUME's\n"
+	"fuse.tierfs line in /etc/fstab (or FILE). The command returns once the\n"
+	"mount is live; the daemon logs to VOLUME/tierfs.log. Unmount with\n"
+	"'tierfs umount MOUNTPOINT' (or VOLUME). With --cloud: a cloud mount of\n"
+	"the snapshots published to the store URL ('tierfs mount --cloud --help').\n"
 	"\n"
-	"  -f               stay in the foreground (log to stderr)\n"
+	"  -f               stay in the foreground (log to stderr; under systemd,\n"
+	"                   reports READY=1, STATUS= and STOPPING=1 to NOTIFY_SOCKET)\n"
 	"  -d               FUSE debug output (implies -f)\n"
+	"  --fstab FILE     the fstab to find VOLUME in (default /etc/fstab)\n"
+	"  --cloud          a cloud mount of the store URL: its options and -o mount\n"
+	"                   options are in 'tierfs mount --cloud --help'\n"
 	"  -o OPTIONS       comma-separated mount options:\n"
 	"     attr_timeout=SECONDS   kernel attribute cache time (default 3600)\n"
 	"     entry_timeout=SECONDS  kernel name cache time (default 3600)\n"
@@ -149,13 +160,33 @@ static const char mount_usage[] =
 	"                            unreachable; then EIO (default 30)\n"
 	"     gc_grace=SECONDS       unreferenced objects are kept this long (default 60)\n"
 	"     publish_interval=SECONDS  snapshots for cloud mounts at most this often (5)\n"
-	"  fstab and mount(8) options defaults, rw, auto, noauto, nofail, _netdev,\n"
-	"  user, nouser, exec, suid, dev, x-* and comment=* are accepted and ignored.\n";
+	"     ro / rw                read-only (the kernel refuses every change) or\n"
+	"                            read-write (default)\n"
+	"     allow_other, default_permissions   always in effect: every user may use\n"
+	"                            the mount, the kernel checks permissions\n"
+	"  fstab and mount(8) options defaults, auto, noauto, nofail, _netdev, user,\n"
+	"  users, nouser, exec, noexec, suid, nosuid, dev, nodev, async, atime,\n"
+	"  noatime, relatime, silent, loud, nonempty, x-* and comment=* are accepted\n"
+	"  and ignored.\n";
 
 struct mount_args {
 	struct fs_opts fs;
 	const char *log;
 };
+
+int cli_mount_opt_ignored(const char *o)
+{
+	static const char *const ignored[] = { "defaults", "auto", "noauto", "nofail", "_netdev", "user",
+					       "users", "nouser", "exec", "noexec", "suid", "nosuid",
+					       "dev", "nodev", "async", "relatime", "noatime", "atime",
+					       "silent", "loud", "nonempty", "allow_other",
+					       "default_permissions", NULL };
+
+	for (int k = 0; ignored[k]; k++)
+		if (!strcmp(o, ignored[k]))
+			return 1;
+	return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8);
+}
 
 static int parse_double(const char *s, double *out)
 {
@@ -179,23 +210,19 @@ static int flag_opt(const char *o, const char *name, int *field)
 
 static int parse_mount_opts(char *opts, struct mount_args *ma)
 {
-	static const char *const ignored[] = { "defaults", "rw", "auto", "noauto", "nofail", "_netdev",
-					       "user", "users", "nouser", "exec", "noexec", "suid",
-					       "nosuid", "dev", "nodev", "async", "relatime", "noatime",
-					       "atime", "silent", "loud", NULL };
 	char *save = NULL;
 
 	for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(o, '=');
 		const char *v = eq ? eq + 1 : NULL;
-		int known = 0;
 		unsigned long n;
 
-		for (int k = 0; ignored[k]; k++)
-			if (!strcmp(o, ignored[k]))
-				known = 1;
-		if (known || !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
+		if (cli_mount_opt_ignored(o))
 			continue;
+		if (!strcmp(o, "ro") || !strcmp(o, "rw")) {
+			ma->fs.fuse_opts = o[1] == 'o' ? "ro" : NULL;
+			continue;
+		}
 		if (eq)
 			*eq = '\0';
 		if (!strcmp(o, "attr_timeout") && v && !parse_double(v, &ma->fs.attr_timeout))
@@ -302,10 +329,28 @@ void cli_daemon_ready(void *arg)
 			close(lfd);
 		}
 	}
+	if (notify_enabled()) {
+		d->ready = 1;
+		notify_send("READY=1\nMAINPID=%d", (int)getpid());
+		if (d->status)
+			notify_status_start(d->status, d->status_arg, 5);
+	}
+}
+
+void cli_daemon_stopping(void *arg)
+{
+	struct cli_daemon *d = arg;
+
+	if (!d->ready || d->stopping)
+		return;
+	d->stopping = 1;
+	notify_status_stop();
+	notify_send("STOPPING=1\nSTATUS=unmounted, writing what is pending");
 }
 
 int cli_daemon_done(struct cli_daemon *d, int rc, const char *err)
 {
+	cli_daemon_stopping(d);
 	if (rc) {
 		if (d->pipefd >= 0) {
 			if (write(d->pipefd, err, strlen(err)) < 0)
@@ -361,6 +406,45 @@ int cli_run_daemon(const char *what, int foreground, int (*serve)(void *arg, int
 	return 1;
 }
 
+/*
+ * The home mount's STATUS= line for systemd: its upload queue and whether
+ * the store was reachable when the sync engine last looked, read through
+ * a read-only connection of the reporter thread's own (SQLite WAL: it
+ * never waits for the mount's writes nor holds them up).
+ */
+struct home_status {
+	const char *voldir;
+	struct meta *m; /* opened by the reporter thread */
+};
+
+static int home_status(void *arg, char *buf, size_t len)
+{
+	static const char q[] = "SELECT count(*), coalesce(sum(i.size),0) FROM upload u JOIN inode i ON i.ino=u.ino";
+	struct home_status *hs = arg;
+	char path[PATH_MAX + 16], err[256], *reach = NULL;
+	unsigned long long files = 0, bytes = 0;
+	sqlite3_stmt *s;
+
+	if (!hs->m) {
+		snprintf(path, sizeof(path), "%s/meta.db", hs->voldir);
+		if (meta_open(path, META_READONLY, &hs->m, err, sizeof(err)))
+			return -EIO;
+	}
+	s = meta_stmt(hs->m, q);
+	if (!s)
+		return -EIO;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		files = (unsigned long long)sqlite3_column_int64(s, 0);
+		bytes = (unsigned long long)sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	meta_config_get(hs->m, "sync_reachable", &reach);
+	snprintf(buf, len, "upload queue: %llu files, %llu bytes; store %s", files, bytes,
+		 reach && !strcmp(reach, "0") ? "unreachable" : "reachable");
+	free(reach);
+	return 0;
+}
+
 /* Open the volume and serve it; errors go to the pipe (or stderr). */
 struct home_serve {
 	const char *voldir, *mp;
@@ -370,7 +454,8 @@ struct home_serve {
 static int serve(void *arg, int pipefd)
 {
 	struct home_serve *h = arg;
-	struct cli_daemon d = { pipefd, h->ma->log };
+	struct home_status hs = { h->voldir, NULL };
+	struct cli_daemon d = { pipefd, h->ma->log, home_status, &hs, 0, 0 };
 	struct volume *v = NULL;
 	char err[1024], logpath[PATH_MAX + 16];
 	int rc;
@@ -381,9 +466,12 @@ static int serve(void *arg, int pipefd)
 			snprintf(logpath, sizeof(logpath), "%s/tierfs.log", v->dir);
 			d.log = logpath;
 		}
+		h->ma->fs.stopping = cli_daemon_stopping;
 		rc = fs_run(v, h->mp, &h->ma->fs, cli_daemon_ready, &d, err, sizeof(err));
 	}
 	rc = cli_daemon_done(&d, rc, err);
+	if (hs.m)
+		meta_close(hs.m);
 	volume_close(v);
 	return rc;
 }
@@ -402,10 +490,43 @@ static int do_mount(const char *voldir, const char *mp, struct mount_args *ma)
 	return cli_run_daemon(absvol, ma->fs.foreground, serve, &h);
 }
 
+/*
+ * The mount point and options of volume voldir from its fstab line (type
+ * fuse.tierfs or tierfs, source the volume's directory): 1 found, 0 not
+ * found, -1 an unreadable file or bad options (printed).
+ */
+static int fstab_lookup(const char *fstab, const char *voldir, struct mount_args *ma, char *mp, size_t len)
+{
+	FILE *f = setmntent(fstab, "r");
+	char abs[PATH_MAX], src[PATH_MAX];
+	struct mntent *e;
+	int found = 0;
+
+	if (!f) {
+		tfs_error("mount: cannot read '%s': %s", fstab, strerror(errno));
+		return -1;
+	}
+	if (!realpath(voldir, abs))
+		snprintf(abs, sizeof(abs), "%s", voldir);
+	while (!found && (e = getmntent(f))) {
+		if (strcmp(e->mnt_type, "fuse.tierfs") && strcmp(e->mnt_type, "tierfs"))
+			continue;
+		if (!realpath(e->mnt_fsname, src) || strcmp(src, abs))
+			continue;
+		snprintf(mp, len, "%s", e->mnt_dir);
+		found = parse_mount_opts(e->mnt_opts, ma) ? -1 : 1;
+	}
+	endmntent(f);
+	return found;
+}
+
 int cmd_mount(int argc, char **argv)
 {
+	static const struct option lo[] = { { "fstab", required_argument, NULL, 'F' }, { NULL, 0, NULL, 0 } };
+	const char *fstab = "/etc/fstab";
+	char *opts[32], mp[PATH_MAX];
 	struct mount_args ma;
-	int c;
+	int c, nopts = 0, rc;
 
 	for (int k = 1; k < argc; k++)
 		if (!strcmp(argv[k], "--cloud"))
@@ -418,8 +539,6 @@ int cmd_mount(int argc, char **argv)
 			fputs(mount_usage, stdout);
 			return 0;
 		}
-	static const struct option lo[] = { { NULL, 0, NULL, 0 } };
-
 	while ((c = getopt_long(argc, argv, "+fdo:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -430,19 +549,41 @@ int cmd_mount(int argc, char **argv)
 			ma.fs.debug = 1;
 			break;
 		case 'o':
-			if (parse_mount_opts(optarg, &ma))
+			if (nopts == (int)(sizeof(opts) / sizeof(opts[0]))) {
+				tfs_error("mount: too many -o options");
 				return 2;
+			}
+			opts[nopts++] = optarg;
+			break;
+		case 'F':
+			fstab = optarg;
 			break;
 		default:
 			tfs_error("mount: unknown option '%s'; see 'tierfs mount --help'", cli_bad_option(argv));
 			return 2;
 		}
 	}
-	if (argc - optind != 2) {
+	if (argc - optind != 1 && argc - optind != 2) {
 		tfs_error("mount: expected VOLUME and MOUNTPOINT; see 'tierfs mount --help'");
 		return 2;
 	}
-	return do_mount(argv[optind], argv[optind + 1], &ma);
+	if (argc - optind == 1) {
+		/* the fstab line's options first: -o on the command line wins */
+		rc = fstab_lookup(fstab, argv[optind], &ma, mp, sizeof(mp));
+		if (rc < 0)
+			return 2;
+		if (!rc) {
+			tfs_error("mount: no mount point given and no fuse.tierfs line for '%s' in '%s'",
+				  argv[optind], fstab);
+			return 2;
+		}
+	} else {
+		snprintf(mp, sizeof(mp), "%s", argv[optind + 1]);
+	}
+	for (int k = 0; k < nopts; k++)
+		if (parse_mount_opts(opts[k], &ma))
+			return 2;
+	return do_mount(argv[optind], mp, &ma);
 }
 
 /*
@@ -484,13 +625,22 @@ int mount_helper_main(int argc, char **argv)
 /* ---- umount ---- */
 
 static const char umount_usage[] =
-	"usage: tierfs umount [-l] MOUNTPOINT\n"
+	"usage: tierfs umount [-l] MOUNTPOINT|VOLUME|URL\n"
 	"\n"
-	"Unmount a tierfs mount and wait until its daemon has written everything\n"
-	"and exited. -l detaches a busy mount lazily.\n";
+	"Unmount a tierfs mount, named by its mount point or its source (the\n"
+	"volume directory of a home mount, the store URL of a cloud mount), and\n"
+	"wait until its daemon has written everything and exited.\n"
+	"\n"
+	"  -l, --lazy   detach a busy mount lazily\n"
+	"\n"
+	"A cloud mount with a node key first waits (up to 60 s) until every closed\n"
+	"file jobs wrote is in the store, and refuses to unmount while it is not;\n"
+	"with -l it unmounts at once and says what is left: that stays staged in\n"
+	"the cache directory and is sent at the next mount.\n";
 
-/* Find the volume directory behind a tierfs mount point. */
-static int find_mount(const char *abs, char *vol, size_t len)
+/* Find a tierfs mount by its mount point or its source (a volume
+ * directory, a store URL): its source into vol, its mount point into mnt. */
+static int find_mount(const char *abs, char *vol, char *mnt, size_t len)
 {
 	FILE *f = setmntent("/proc/self/mounts", "r");
 	struct mntent *e;
@@ -499,8 +649,10 @@ static int find_mount(const char *abs, char *vol, size_t len)
 	if (!f)
 		return 0;
 	while ((e = getmntent(f))) {
-		if (!strcmp(e->mnt_dir, abs) && !strncmp(e->mnt_type, "fuse.tierfs", 11)) {
+		if ((!strcmp(e->mnt_dir, abs) || !strcmp(e->mnt_fsname, abs)) &&
+		    !strncmp(e->mnt_type, "fuse.tierfs", 11)) {
 			snprintf(vol, len, "%s", e->mnt_fsname);
+			snprintf(mnt, len, "%s", e->mnt_dir);
 			found = 1;
 		}
 	}
@@ -510,7 +662,7 @@ static int find_mount(const char *abs, char *vol, size_t len)
 
 int cmd_umount(int argc, char **argv)
 {
-	char abs[PATH_MAX], vol[PATH_MAX], lock[PATH_MAX + 8];
+	char abs[PATH_MAX], vol[PATH_MAX], mnt[PATH_MAX], lock[PATH_MAX + 8];
 	int lazy = 0, c, fd;
 
 	opterr = 0;
@@ -536,10 +688,13 @@ int cmd_umount(int argc, char **argv)
 		/* A dead mount cannot be resolved: try the path as given. */
 		snprintf(abs, sizeof(abs), "%s", argv[optind]);
 	}
-	if (!find_mount(abs, vol, sizeof(vol))) {
+	if (!find_mount(abs, vol, mnt, sizeof(vol)) && !find_mount(argv[optind], vol, mnt, sizeof(vol))) {
 		tfs_error("'%s' is not a tierfs mount", argv[optind]);
 		return 1;
 	}
+	snprintf(abs, sizeof(abs), "%s", mnt);
+	if (strstr(vol, "://") && cloud_umount_prepare(abs, lazy))
+		return 1; /* a cloud mount's changes are not in the store yet */
 	if (umount2(abs, lazy ? MNT_DETACH : 0)) {
 		if (errno == EPERM) {
 			/* not root: fusermount3 knows how */

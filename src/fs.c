@@ -2581,6 +2581,8 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	if (rc < 0)
 		log_error("FUSE session ended with an error: %s", strerror(-rc));
 	rc = 0;
+	if (o->stopping)
+		o->stopping(arg);
 	fuse_io_detach(&fs->io); /* no request is served after this */
 out:
 	/* The importer may wait on this mount: stop it now, join it once the

@@ -12,6 +12,8 @@
  *   --new-key      create FILE (a clear key) if it does not exist
  *   --no-data P    publish file P (relative to SRC) without data, as home
  *                  does for an on-demand file nobody asked for yet
+ *   --writable G   name a cloud-write rules object with glob G (repeatable),
+ *                  as home does for rules marked --cloud-write
  * Prints one line: "published snapshot SEQ: D dirs, F files, C chunks (U uploaded)".
  */
 #include <dirent.h>
@@ -214,10 +216,12 @@ int main(int argc, char **argv)
 		{ "new-key", no_argument, NULL, 'n' },
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "no-data", required_argument, NULL, 'D' },
+		{ "writable", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fixture f;
 	struct snap_root r;
+	struct snap_wrules w = { NULL, 0 };
 	struct tbuf b = TBUF_INIT;
 	struct stat st;
 	const char *keyfile = NULL;
@@ -239,19 +243,23 @@ int main(int argc, char **argv)
 			if (parse_size(optarg, &f.chunk_size) || !f.chunk_size || f.chunk_size > (64u << 20))
 				die("bad --chunk-size", -EINVAL);
 			break;
+		case 'W':
+			w.glob = realloc(w.glob, (w.n + 1) * sizeof(*w.glob));
+			w.glob[w.n++] = strdup(optarg);
+			break;
 		case 'D':
 			f.nodata = realloc(f.nodata, (size_t)(f.nnodata + 1) * sizeof(*f.nodata));
 			f.nodata[f.nnodata++] = optarg;
 			break;
 		default:
 			fprintf(stderr, "usage: cloud_fixture --key-file FILE [--new-key] [--chunk-size SIZE] "
-					"[--no-data RELPATH]... SRC URL\n");
+					"[--no-data RELPATH]... [--writable GLOB]... SRC URL\n");
 			return 2;
 		}
 	}
 	if (argc - optind != 2 || !keyfile) {
 		fprintf(stderr, "usage: cloud_fixture --key-file FILE [--new-key] [--chunk-size SIZE] "
-				"[--no-data RELPATH]... SRC URL\n");
+				"[--no-data RELPATH]... [--writable GLOB]... SRC URL\n");
 		return 2;
 	}
 	if (newkey && access(keyfile, F_OK) && (rc = key_file_create(keyfile, NULL, NULL)))
@@ -284,6 +292,16 @@ int main(int argc, char **argv)
 	r.root_gid = st.st_gid;
 	r.root_mtime = ns_of(&st.st_mtim);
 	publish_dir(&f, argv[optind], "", r.root);
+	if (w.n) {
+		char key[SNAP_KEY_MAX];
+
+		tbuf_reset(&b);
+		if (snap_wrules_encode(&f.key, &w, r.wrules, &b))
+			die("snap_wrules_encode", -EIO);
+		snap_key_wrules(r.wrules, key);
+		put(&f, key, &b);
+		snap_wrules_release(&w);
+	}
 	tbuf_reset(&b);
 	if (snap_root_encode(&f.key, &r, &b))
 		die("snap_root_encode", -EIO);

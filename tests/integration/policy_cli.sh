@@ -84,7 +84,9 @@ move_expect "r1 r2 r4 r3 r5 r6" r3 --before r5
 move_expect "r1 r2 r4 r3 r5 r6" r3 --after r4
 move_expect "r2 r4 r3 r1 r5 r6" r1 --after r3
 move_expect "r1 r2 r4 r3 r5 r6" r1 --before r2
-pol rm r4 || tfs_problem "rm r4"
+pol rm r4 >"$T/rm.out" || tfs_problem "rm r4"
+# it says what it removed, and from where
+[ "$(cat "$T/rm.out")" = "removed rule 'r4' (was #3)" ] || tfs_problem "rm r4 printed '$(cat "$T/rm.out")'"
 [ "$(names)" = "r1 r2 r3 r5 r6" ] || tfs_problem "after rm r4: $(names)"
 pos=$(pol list --json | jv '[r["position"] for r in j]')
 [ "$pos" = "[1, 2, 3, 4, 5]" ] || tfs_problem "positions after rm: $pos"

@@ -28,3 +28,8 @@ tierfs_integration_test(import)
 # Tests that turn on the fuse module's enable_uring, or forbid io_uring, run
 # one at a time (both are settings of the whole machine).
 set_tests_properties(posix cloud_basic uring_fallback PROPERTIES RESOURCE_LOCK fuse_uring)
+tierfs_integration_test(writeback_node)
+tierfs_integration_test(systemd)
+tierfs_integration_test(manpages)
+tierfs_integration_test(install)
+tierfs_integration_test(completion)
