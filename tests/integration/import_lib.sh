@@ -77,6 +77,7 @@ imp_setup()
 	for n in gpu1 gpu2 gpu3; do
 		"$TIERFS" node add "$n" --volume "$IMP_VOL" --out "$T/$n.key" >/dev/null || fail "node add $n"
 	done
+	"$TIERFS" node add gpu4 --volume "$IMP_VOL" --out "$T/gpu4.key" >/dev/null || fail "node add gpu4"
 	"$TIERFS" node add gpuq --quota 1000000 --volume "$IMP_VOL" --out "$T/gpuq.key" >/dev/null ||
 		fail "node add gpuq --quota"
 	"$TIERFS" node revoke gpu3 --volume "$IMP_VOL" >/dev/null || fail "node revoke gpu3"
@@ -152,6 +153,44 @@ imp_basic()
 	grep -v -x -F -f "$T/sums" "$T/seen" | head -n1 | grep -q . &&
 		tfs_problem "a reader at home saw a version that is neither the old nor the new file"
 	cmp -s "$T/v2" "$IMP_HOME/jobs/q3/out/sub/big.bin" || tfs_problem "big.bin is not the new version"
+}
+
+# A real cloud mount with gpu4's key writes; home imports; the node sees the ack.
+imp_endtoend()
+{
+	local c=$T/cloud i
+	note "end to end: a cloud mount with a node key writes, home imports"
+	# the node needs a snapshot that shows the writable area
+	for i in $(seq 1 40); do
+		[ -n "$(ow gpu4 wrules 2>/dev/null)" ] && break
+		sleep 0.5
+	done
+	mkdir -p "$c"
+	TFS_MOUNTS+=("$c")
+	TFS_VOLUMES+=("$T/ccache")
+	timeout 30 "$TIERFS" mount --cloud --key-file "$T/gpu4.key" --cache "$T/ccache" -o poll=1 \
+		"$IMP_URL" "$c" || fail "tierfs mount --cloud with a node key"
+	tfs_wait_state "$c" 1 10 || fail "'$c' not mounted"
+	for i in $(seq 1 40); do
+		[ -d "$c/jobs/q3/out" ] && break
+		sleep 0.5
+	done
+	head -c 2000000 /dev/urandom >"$T/e2e"
+	mkdir -p "$c/jobs/q7/out/deep" || tfs_problem "mkdir on the cloud mount"
+	cp "$T/e2e" "$c/jobs/q7/out/deep/.e2e.tmp" && mv "$c/jobs/q7/out/deep/.e2e.tmp" "$c/jobs/q7/out/deep/e2e.bin" ||
+		tfs_problem "write then rename on the cloud mount"
+	chmod 600 "$c/jobs/q7/out/deep/e2e.bin"
+	echo "edit of a home file" >"$T/e2e-edit"
+	cp "$T/e2e-edit" "$c/jobs/q3/out/r1.txt" || tfs_problem "overwrite a home file on the cloud mount"
+	timeout 60 "$TIERFS" sync --imported --timeout=50 "$c" || tfs_problem "tierfs sync --imported on the cloud mount"
+	cmp -s "$T/e2e" "$IMP_HOME/jobs/q7/out/deep/e2e.bin" || tfs_problem "the cloud job's file is not at home"
+	[ "$(stat -c %a "$IMP_HOME/jobs/q7/out/deep/e2e.bin" 2>/dev/null)" = 600 ] || tfs_problem "the cloud job's file mode at home"
+	[ -e "$IMP_HOME/jobs/q7/out/deep/.e2e.tmp" ] && tfs_problem "the node's temporary name reached home"
+	cmp -s "$T/e2e-edit" "$IMP_HOME/jobs/q3/out/r1.txt" || tfs_problem "the node's edit of a home file (base: the snapshot's version) did not replace it"
+	ls "$IMP_HOME/jobs/q3/out" | grep -q "r1.conflict" && tfs_problem "an edit of the current version made a conflict copy"
+	[ "$(node_field gpu4 conflicts)" = 0 ] || tfs_problem "gpu4 conflicts: $(node_field gpu4 conflicts)"
+	timeout 60 "$TIERFS" umount "$c" || tfs_problem "umount of the cloud mount"
+	tfs_wait_state "$c" 0 10
 }
 
 imp_rules()
@@ -389,6 +428,7 @@ imp_run()
 {
 	imp_setup
 	imp_basic
+	imp_endtoend
 	imp_rules
 	imp_tamper
 	imp_conflicts
