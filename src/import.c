@@ -125,6 +125,7 @@ struct cset {
 	char **copy_reason;        /* CONFLICT with a copy: why */
 	uint64_t quota_used;
 	uint64_t files, bytes, rejected, conflicts;
+	int redo;                  /* an earlier attempt may have placed files: look for them */
 };
 
 static void hlock(struct import *im)
@@ -441,7 +442,8 @@ static int write_tmp(struct cset *c, size_t i, int dirfd, const char *tmp, const
 	uint64_t total = 0;
 	int fd, rc = 0;
 
-	unlinkat(dirfd, tmp, 0); /* a temporary left by a crash */
+	if (c->redo)
+		unlinkat(dirfd, tmp, 0); /* a temporary left by a crash */
 	if (ch->op == OUTBOX_SYMLINK) {
 		if (symlinkat(ch->target, dirfd, tmp))
 			return -errno;
@@ -657,14 +659,14 @@ static int apply_file(struct cset *c, size_t i)
 	if (ch->op == OUTBOX_FILE)
 		c->quota_used += ch->size;
 	/* placed before a crash? */
-	if (have && S_ISREG(cur.st_mode)) {
+	if (c->redo && have && S_ISREG(cur.st_mode)) {
 		origin_of(dirfd, leaf, o, sizeof(o));
 		if (!strcmp(o, tag)) {
 			set_res(c, i, &cur);
 			goto imported;
 		}
 	}
-	if (find_copy(c, dirfd, leaf, tag, copy, sizeof(copy))) {
+	if (c->redo && find_copy(c, dirfd, leaf, tag, copy, sizeof(copy))) {
 		if (fstatat(dirfd, copy, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			set_res(c, i, &st);
 		why = "changed at home since the node's version";
@@ -894,19 +896,19 @@ static int depth(const char *path)
 	return d;
 }
 
-static const struct outbox_cs *sort_cs;
-
-static int by_depth_asc(const void *a, const void *b)
+/* Order change indexes by the depth of their paths, then by index (qsort_r, arg: the set). */
+static int by_depth_asc(const void *a, const void *b, void *arg)
 {
-	int da = depth(sort_cs->ch[*(const size_t *)a].path);
-	int db = depth(sort_cs->ch[*(const size_t *)b].path);
+	const struct outbox_cs *cs = arg;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int dx = depth(cs->ch[x].path), dy = depth(cs->ch[y].path);
 
-	return da != db ? da - db : (*(const size_t *)a > *(const size_t *)b) - (*(const size_t *)a < *(const size_t *)b);
+	return dx != dy ? dx - dy : (x > y) - (x < y);
 }
 
-static int by_depth_desc(const void *a, const void *b)
+static int by_depth_desc(const void *a, const void *b, void *arg)
 {
-	return by_depth_asc(b, a);
+	return by_depth_asc(b, a, arg);
 }
 
 /* Apply every change of c->cs (results in c->r). <0: stop, retry the set later. */
@@ -914,7 +916,6 @@ static int apply_changes(struct cset *c)
 {
 	const struct outbox_cs *cs = c->cs;
 	size_t *ord = malloc((cs->n ? cs->n : 1) * sizeof(*ord));
-	static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
 	int rc = 0;
 
 	if (!ord)
@@ -930,10 +931,8 @@ static int apply_changes(struct cset *c)
 				ord[n++] = i;
 		}
 		if (phase != 1) {
-			pthread_mutex_lock(&sort_lock);
-			sort_cs = cs;
-			qsort(ord, n, sizeof(*ord), phase == 0 ? by_depth_asc : by_depth_desc);
-			pthread_mutex_unlock(&sort_lock);
+			qsort_r(ord, n, sizeof(*ord), phase == 0 ? by_depth_asc : by_depth_desc,
+				(void *)cs);
 		}
 		for (size_t k = 0; k < n && !rc; k++) {
 			size_t i = ord[k];
@@ -1248,6 +1247,16 @@ static int import_set(struct import *im, const struct node_key *nk, const struct
 	c.nk = nk;
 	c.ni = ni;
 	c.cs = &cs;
+	/* A 'started' row: an earlier attempt may have placed some files. */
+	c.redo = node_row(im, "SELECT 1 FROM import WHERE node=?1 AND serial=?2 AND seq=?3", nk, NULL,
+			  cs.seq);
+	if (!c.redo && (rc = exec_tx(im, "INSERT INTO import(node, serial, seq, state, ack, changes,"
+				     " applied) VALUES(?1, ?2, ?3, 'started', X'', ?4, 0)", nk->name,
+				     nk->serial, (int64_t)cs.seq, (int64_t)cs.n, NULL)))
+		goto out;
+	if (c.redo)
+		log_info("import: change set %" PRIu64 " of node '%s' was begun before: looking for"
+			 " what is already placed", cs.seq, nk->name);
 	c.r = calloc(cs.n ? cs.n : 1, sizeof(*c.r));
 	c.res = calloc(cs.n ? cs.n : 1, sizeof(*c.res));
 	c.have_res = calloc(cs.n ? cs.n : 1, 1);

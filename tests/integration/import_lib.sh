@@ -399,6 +399,9 @@ imp_crash()
 	tfs_mount "$IMP_VOL" "$IMP_HOME" -o "$IMP_OPTS"
 	imp_wait_ack gpu1 "$seq" || return
 	expect_ack 1 "imported*"
+	if [ "$step" = placed ]; then
+		log_has "change set $seq of node 'gpu1' was begun before" || tfs_problem "placed: the redo did not look for placed files"
+	fi
 	cmp -s "$T/crash-$step" "$IMP_HOME/jobs/q3/out/crash-$step.bin" || tfs_problem "$step: the file is not there after the remount"
 	ls "$IMP_HOME/jobs/q3/out" | grep -q "crash-$step.conflict" && tfs_problem "$step: a conflict copy of itself"
 	ls -a "$IMP_HOME/jobs/q3/out" | grep -q "tierfs-import" && tfs_problem "$step: a temporary was left"
