@@ -1009,6 +1009,7 @@ static int status_volume(struct target *t, int json)
 		/* the sync engine: queue, reachability as the mount last saw it */
 		char *reach = NULL, *since = NULL, *lerr = NULL;
 		uint64_t qn = 0, qb = 0;
+		long long wb[7] = { 0 };
 
 		if (sqlite3_prepare_v2(meta_db(t->v->meta),
 				       "SELECT count(*), coalesce(sum(i.size),0) FROM upload u JOIN inode i ON i.ino=u.ino",
@@ -1017,6 +1018,16 @@ static int status_volume(struct target *t, int json)
 				qn = (uint64_t)sqlite3_column_int64(s, 0);
 				qb = (uint64_t)sqlite3_column_int64(s, 1);
 			}
+			sqlite3_finalize(s);
+		}
+		/* write-back: the cloud nodes' counters (import.c keeps them) */
+		if (sqlite3_prepare_v2(meta_db(t->v->meta),
+				       "SELECT count(*), count(revoked), coalesce(sum(files),0), coalesce(sum(bytes),0),"
+				       " coalesce(sum(pending),0), coalesce(sum(rejected),0), coalesce(sum(conflicts),0)"
+				       " FROM node", -1, &s, NULL) == SQLITE_OK) {
+			if (sqlite3_step(s) == SQLITE_ROW)
+				for (int k = 0; k < 7; k++)
+					wb[k] = sqlite3_column_int64(s, k);
 			sqlite3_finalize(s);
 		}
 		meta_config_get(t->v->meta, "sync_reachable", &reach);
@@ -1043,7 +1054,9 @@ static int status_volume(struct target *t, int json)
 					json_str(stdout, lerr);
 				else
 					printf("null");
-				printf("}}\n");
+				printf("},\"writeback\":{\"nodes\":%lld,\"revoked\":%lld,\"imported_files\":%lld,"
+				       "\"imported_bytes\":%lld,\"waiting\":%lld,\"rejected\":%lld,"
+				       "\"conflicts\":%lld}}\n", wb[0], wb[1], wb[2], wb[3], wb[4], wb[5], wb[6]);
 			} else {
 				printf("%-10s %-10s %10llu %16llu\n\n", "total", "", (unsigned long long)tf,
 				       (unsigned long long)tb);
@@ -1053,6 +1066,11 @@ static int status_volume(struct target *t, int json)
 				       when, "");
 				if (lerr && lerr[0])
 					printf("last error:   %s\n", lerr);
+				if (wb[0])
+					printf("write-back:   %lld nodes (%lld revoked): %lld files (%lld bytes)"
+					       " imported, %lld change sets waiting, %lld changes rejected, %lld"
+					       " conflicts (tierfs node list, status --conflicts)\n", wb[0], wb[1],
+					       wb[2], wb[3], wb[4], wb[5], wb[6]);
 			}
 		}
 		free(reach);

@@ -440,6 +440,12 @@ imp_run()
 	imp_crash committed 22
 	imp_crash acked 23
 	imp_orphans
+	got=$("$TIERFS" status --json --volume "$IMP_VOL" |
+		jq_ '"%d %d %d %d" % tuple(j["writeback"][k] for k in ("nodes", "revoked", "waiting", "conflicts"))')
+	[ "$got" = "5 1 1 $(( $(node_field gpu1 conflicts) + $(node_field gpu2 conflicts) ))" ] ||
+		tfs_problem "status --json writeback (nodes revoked waiting conflicts): $got"
+	"$TIERFS" status --volume "$IMP_VOL" | grep -q "^write-back: *5 nodes (1 revoked)" ||
+		tfs_problem "status does not show write-back: $("$TIERFS" status --volume "$IMP_VOL")"
 	note "the cloud-write rules object follows the rules"
 	"$TIERFS" policy add --volume "$IMP_VOL" more --path '/scratch/**' --placement on-demand --cloud-write >/dev/null ||
 		fail "policy add more"
