@@ -879,6 +879,16 @@ static int check_change(struct cset *c, size_t i, int *rc)
 		f.mtime = mtime_ns(&cur);
 		f.uid = cur.st_uid;
 		f.gid = cur.st_gid;
+	} else {
+		/* a new file gets the owner of its directory (or of the nearest that exists) */
+		char *slash;
+
+		while ((slash = strrchr(rel, '/')) && (*slash = '\0', fstatat(c->im->rootfd, rel, &cur, 0)))
+			;
+		if (slash) {
+			f.uid = cur.st_uid;
+			f.gid = cur.st_gid;
+		}
 	}
 	if (!rule_allows(c->im, &f)) {
 		*rc = set_result(c, i, OUTBOX_REJECTED, "outside every --cloud-write rule");
@@ -1439,6 +1449,8 @@ static void import_node(struct import *im, const struct node_info *ni)
 		log_warn("import: no key for node '%s': %s", ni->name, strerror(-rc));
 		return;
 	}
+	/* first what was applied before a restart: its commits then leave the listing */
+	finish_applied(im, &nk);
 	outbox_key_prefix(nk.dir, prefix);
 	strncat(prefix, "cs/", sizeof(prefix) - strlen(prefix) - 1);
 	rc = store_list(im->store, prefix, list_cb, &l);
@@ -1457,7 +1469,6 @@ static void import_node(struct import *im, const struct node_info *ni)
 			NULL);
 		goto out;
 	}
-	finish_applied(im, &nk);
 	for (size_t i = 0; i < l.n && !stopping(im); i++) {
 		uint64_t seq;
 

@@ -365,27 +365,37 @@ imp_conflicts()
 	ow gpu1 write 14 "$T/d14" >/dev/null || fail "write 14"
 	imp_wait_ack gpu1 14 && expect_ack 1 "conflict*changed at home; delete skipped*"
 	[ "$(cat "$d/c.csv")" = "home v2" ] || tfs_problem "a node's delete removed a file home changed"
-	# a node deletes its own unchanged file
-	printf 'delete /jobs/q3/out/e.txt base=own:11:1\n' >"$T/d15"
-	ow gpu1 write 15 "$T/d15" >/dev/null || fail "write 15"
-	imp_wait_ack gpu1 15 && expect_ack 1 "imported*"
+	# attributes of its own file, a new directory; a node's clock hours off does not matter
+	printf 'attr /jobs/q3/out/e.txt 0600 mtime=1500000000 base=own:11:1\ndir /jobs/q3/out/emptyd 0700\n' >"$T/d16"
+	ow gpu1 write 16 "$T/d16" >/dev/null || fail "write 16"
+	imp_wait_ack gpu1 16 && expect_ack 1 "imported*" && expect_ack 2 "imported*"
+	[ "$(stat -c '%a %Y' "$d/e.txt")" = "600 1500000000" ] || tfs_problem "attr: e.txt is $(stat -c '%a %Y' "$d/e.txt")"
+	[ -d "$d/emptyd" ] || tfs_problem "dir: emptyd not made"
+	# a node deletes its own unchanged file, an empty directory, a directory home filled
+	printf 'delete /jobs/q3/out/e.txt base=own:16:0\ndelete /jobs/q3/out/emptyd\ndelete /jobs/q3/out/sub\n' >"$T/d17"
+	ow gpu1 write 17 "$T/d17" >/dev/null || fail "write 17"
+	imp_wait_ack gpu1 17 && expect_ack 1 "imported*" && expect_ack 2 "imported*" &&
+		expect_ack 3 "conflict*not empty*"
 	[ -e "$d/e.txt" ] && tfs_problem "a node's delete of its own file was not applied"
+	[ -e "$d/emptyd" ] && tfs_problem "a node's delete of an empty directory was not applied"
+	[ -d "$d/sub" ] || tfs_problem "a node's delete removed a directory that is not empty"
 	# status --conflicts
 	"$TIERFS" status --conflicts --volume "$IMP_VOL" >"$T/conf" || tfs_problem "status --conflicts"
 	grep -q "/jobs/q3/out/c.csv" "$T/conf" && grep -q "$copy" "$T/conf" ||
 		tfs_problem "status --conflicts: $(cat "$T/conf")"
 	n=$("$TIERFS" status --conflicts --json --volume "$IMP_VOL" | jq_ 'len([c for c in j["conflicts"] if c["copy"]])')
 	[ "$n" = 3 ] || tfs_problem "status --conflicts --json lists $n copies, expected 3"
-	imp_wait_field gpu1 conflicts 3
+	imp_wait_field gpu1 conflicts 4
 }
 
 # imp_crash STEP SEQ: the mount dies right after STEP of set SEQ; a remount imports it once.
 imp_crash()
 {
-	local step=$1 seq=$2 files i
+	local step=$1 seq=$2 files rej i
 	note "kill -9 of the home mount after '$step'"
 	tfs_umount "$IMP_HOME"
 	files=$(node_field gpu1 files)
+	rej=$(node_field gpu1 rejected)
 	TIERFS_IMPORT_CRASH=$step tfs_mount "$IMP_VOL" "$IMP_HOME" -o "$IMP_OPTS"
 	head -c 5000000 /dev/urandom >"$T/crash-$step"
 	printf 'file /jobs/q3/out/crash-%s.bin 0644 %s\n' "$step" "$T/crash-$step" >"$T/dc"
@@ -407,6 +417,8 @@ imp_crash()
 	ls -a "$IMP_HOME/jobs/q3/out" | grep -q "tierfs-import" && tfs_problem "$step: a temporary was left"
 	imp_wait_field gpu1 last_seq "$seq"
 	[ "$(node_field gpu1 files)" = $((files + 1)) ] || tfs_problem "$step: files counted $(node_field gpu1 files), expected $((files + 1))"
+	[ "$(node_field gpu1 rejected)" = "$rej" ] || tfs_problem "$step: rejected went from $rej to $(node_field gpu1 rejected)"
+	[ "$(grep -c "change set $seq .*a replay" "$IMP_VOL/tierfs.log")" = 0 ] || tfs_problem "$step: the set was taken for a replay after the restart"
 	[ -z "$(ow gpu1 ls "$(ow gpu1 key cs "$seq")")" ] || tfs_problem "$step: the commit is still in the outbox"
 	[ -z "$(ow gpu1 ls "$(ow gpu1 key chunks "$seq")")" ] || tfs_problem "$step: chunks are still in the outbox"
 }
