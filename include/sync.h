@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "keys.h"
 #include "meta.h"
 #include "volume.h"
 
@@ -68,6 +69,10 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 int sync_start(struct sync *s);
 /* Stop the threads (waiting for uploads in flight) and free. */
 void sync_close(struct sync *s);
+
+/* The volume key the engine loaded (for the importer of the same mount);
+ * valid until sync_close(). */
+const struct volkey *sync_volkey(struct sync *s);
 
 /* Make [off, off+len) of ino local, fetching evicted chunks (bounded by
  * recall_timeout). Concurrent callers share one fetch per chunk. Not

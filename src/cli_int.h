@@ -37,6 +37,8 @@ int cli_read_line_file(const char *path, char **out);
 
 /* A JSON string literal. */
 void json_str(FILE *f, const char *s);
+/* ns since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into buf. */
+void cli_iso_time(int64_t ns, char *buf, size_t len);
 
 /*
  * Mount daemons (cmd_volume.c). A mount command checks its mount point,

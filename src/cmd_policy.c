@@ -213,6 +213,15 @@ static int utf8_len(const unsigned char *p)
  * UTF-8 is written as \u00XX (its Latin-1 reading), so the output is always
  * valid JSON; such names are the only ones where the escape is ambiguous.
  */
+void cli_iso_time(int64_t ns, char *buf, size_t len)
+{
+	time_t secs = (time_t)(ns / 1000000000);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -835,6 +844,11 @@ int cmd_policy(int argc, char **argv)
 
 static const char status_usage[] =
 	"usage: tierfs status [--json] [--volume DIR] [PATH...]\n"
+	"       tierfs status --conflicts [--json] [--volume DIR]\n"
+	"\n"
+	"--conflicts: the conflict copies home kept when it imported a cloud\n"
+	"node's change to a file that had changed meanwhile, and the changes it\n"
+	"skipped (a delete or attribute change of a file changed at home).\n"
 	"\n"
 	"Without PATH: the volume, its files and bytes per placement and sync\n"
 	"state. With PATHs: each file's placement, the rule that gave it, its\n"
@@ -1010,15 +1024,11 @@ static int status_volume(struct target *t, int json)
 		meta_config_get(t->v->meta, "sync_last_error", &lerr);
 		{
 			int reachable = !reach || strcmp(reach, "0");
-			time_t secs = since ? (time_t)(atoll(since) / 1000000000) : 0;
+			int64_t ns = since ? atoll(since) : 0;
 			char when[64] = "";
 
-			if (!reachable && secs) {
-				struct tm tm;
-
-				gmtime_r(&secs, &tm);
-				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			}
+			if (!reachable && ns >= 1000000000)
+				cli_iso_time(ns, when, sizeof(when));
 			if (json) {
 				printf("],\"files\":%llu,\"bytes\":%llu,\"sync\":{\"queue\":%llu,"
 				       "\"pending_bytes\":%llu,\"store_reachable\":%s,\"unreachable_since\":",
@@ -1053,12 +1063,68 @@ static int status_volume(struct target *t, int json)
 	return 0;
 }
 
+/* status --conflicts: the conflict table (import.c), oldest first. */
+static int status_conflicts(const char *volume, int json)
+{
+	struct target t;
+	sqlite3_stmt *s;
+	int n = 0;
+
+	if (target_open(&t, volume, NULL, 1))
+		return 1;
+	if (sqlite3_prepare_v2(meta_db(t.v->meta), "SELECT path, copy, node, seq, reason, time FROM"
+			       " conflict ORDER BY id", -1, &s, NULL) != SQLITE_OK) {
+		tfs_error("cannot read the conflicts of volume '%s': %s", t.vol,
+			  sqlite3_errmsg(meta_db(t.v->meta)));
+		target_close(&t);
+		return 1;
+	}
+	if (json)
+		printf("{\"conflicts\":[");
+	else
+		printf("%-20s %-10s %6s  %-40s %-40s %s\n", "TIME", "NODE", "SET", "PATH", "COPY", "WHY");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *path = (const char *)sqlite3_column_text(s, 0);
+		const char *copy = (const char *)sqlite3_column_text(s, 1);
+		const char *node = (const char *)sqlite3_column_text(s, 2);
+		const char *why = (const char *)sqlite3_column_text(s, 4);
+		char when[32];
+
+		cli_iso_time(sqlite3_column_int64(s, 5), when, sizeof(when));
+		if (json) {
+			printf("%s{\"path\":", n ? "," : "");
+			json_str(stdout, path);
+			printf(",\"copy\":");
+			if (copy)
+				json_str(stdout, copy);
+			else
+				printf("null");
+			printf(",\"node\":");
+			json_str(stdout, node);
+			printf(",\"change_set\":%lld,\"reason\":", (long long)sqlite3_column_int64(s, 3));
+			json_str(stdout, why);
+			printf(",\"time\":\"%s\"}", when);
+		} else {
+			printf("%-20s %-10s %6lld  %-40s %-40s %s\n", when, node,
+			       (long long)sqlite3_column_int64(s, 3), path, copy ? copy : "-", why);
+		}
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (json)
+		printf("]}\n");
+	else if (!n)
+		printf("(no conflicts)\n");
+	target_close(&t);
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	struct common c = { NULL, 0, 0, NULL, NULL };
 	struct status_row row = { 1, 0 };
 	struct target t;
-	int ret = 0;
+	int ret = 0, conflicts = 0, out = 1;
 
 	for (int k = 1; k < argc; k++)
 		if (cli_is_help(argv[k])) {
@@ -1066,11 +1132,26 @@ int cmd_status(int argc, char **argv)
 			return 0;
 		}
 	take_common(&argc, argv, &c, 1);
+	for (int k = 1; k < argc; k++) {
+		if (!strcmp(argv[k], "--conflicts"))
+			conflicts = 1;
+		else
+			argv[out++] = argv[k];
+	}
+	argc = out;
+	argv[argc] = NULL;
 	for (int k = 1; k < argc; k++)
 		if (argv[k][0] == '-' && argv[k][1]) {
 			tfs_error("status: unknown option '%s'; see 'tierfs status --help'", argv[k]);
 			return 2;
 		}
+	if (conflicts) {
+		if (argc > 1) {
+			tfs_error("status --conflicts: unexpected argument '%s'", argv[1]);
+			return 2;
+		}
+		return status_conflicts(c.volume, c.json);
+	}
 	if (argc > 1 && (ret = cloud_status_main(argv[1], c.json)) >= 0)
 		return ret;
 	ret = 0;

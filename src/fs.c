@@ -52,6 +52,7 @@
 #include "log.h"
 #include "meta.h"
 #include "placement.h"
+#include "import.h"
 #include "sync.h"
 #include "util.h"
 
@@ -112,6 +113,7 @@ struct fs {
 	struct volume *vol;
 	struct meta *meta;
 	struct fs_opts opts;
+	struct import *import; /* set before the FUSE loop, cleared after it */
 	pthread_mutex_t lock;
 	struct inode **htab; /* protected by lock */
 	size_t hsize, hcount;
@@ -2556,6 +2558,15 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		spare = 1;
 	if (fs->sync && sync_start(fs->sync))
 		log_error("cannot start the sync engine threads");
+	if (fs->sync) {
+		/* the importer of the nodes' outboxes: writes through this mount */
+		struct import_host ih = { fs, host_lock, host_unlock };
+		struct import_opts io = { o->sync_interval_s, o->gc_grace_s };
+
+		if (import_open(vol, sync_volkey(fs->sync), &ih, mountpoint, &io, &fs->import) ||
+		    import_start(fs->import))
+			log_error("cannot start the importer of the cloud nodes' outboxes");
+	}
 	if (ready)
 		ready(arg);
 	lc = fuse_loop_cfg_create();
@@ -2574,6 +2585,9 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 		o->stopping(arg);
 	fuse_io_detach(&fs->io); /* no request is served after this */
 out:
+	/* The importer may wait on this mount: stop it now, join it once the
+	 * mount is gone and its calls fail. */
+	import_stop(fs->import);
 	if (fs->sync) {
 		struct sync *sy = fs->sync;
 
@@ -2594,6 +2608,8 @@ out:
 		log_error("cannot remove spare data files: %s", strerror(-spare_rc));
 	if (mounted)
 		fuse_session_unmount(fs->se);
+	import_close(fs->import); /* its calls on the mount fail now */
+	fs->import = NULL;
 	if (fs->se) {
 		struct fuse_session *se = fs->se;
 

@@ -179,6 +179,21 @@ static const char schema_v3_sql[] =
 	" conflicts INTEGER NOT NULL DEFAULT 0, pending INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
 	/* publish.c: the cloud-write rules object each snapshot named ("" none) */
 	"CREATE TABLE IF NOT EXISTS snapwrules(seq INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+	/* import.c: change sets applied (state 'applied' until acknowledged,
+	 * then 'done'), what each imported change produced, conflicts kept,
+	 * commit objects that do not open */
+	"CREATE TABLE IF NOT EXISTS import(node TEXT NOT NULL, serial INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL, state TEXT NOT NULL, ack BLOB NOT NULL, changes INTEGER NOT NULL,"
+	" applied INTEGER NOT NULL, done INTEGER, PRIMARY KEY(node, serial, seq)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS import_file(node TEXT NOT NULL, serial INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL, idx INTEGER NOT NULL, ino INTEGER NOT NULL, mtime INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, PRIMARY KEY(node, serial, seq, idx)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS conflict(id INTEGER PRIMARY KEY, path TEXT NOT NULL, copy TEXT,"
+	" node TEXT NOT NULL, serial INTEGER NOT NULL, seq INTEGER NOT NULL, idx INTEGER NOT NULL,"
+	" reason TEXT NOT NULL, time INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS conflict_path ON conflict(path);"
+	"CREATE TABLE IF NOT EXISTS import_bad(node TEXT NOT NULL, serial INTEGER NOT NULL,"
+	" key TEXT NOT NULL, seen INTEGER NOT NULL, PRIMARY KEY(node, serial, key)) WITHOUT ROWID;"
 	"";
 
 #define META_CACHE_MAX 128

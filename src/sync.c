@@ -1621,6 +1621,11 @@ static void noop_lock(void *arg)
 	(void)arg;
 }
 
+const struct volkey *sync_volkey(struct sync *s)
+{
+	return &s->key;
+}
+
 int sync_publish(struct sync *s, int force, struct publish_stats *st)
 {
 	int rc;

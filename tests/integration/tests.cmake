@@ -24,6 +24,8 @@ tierfs_integration_test(keys)
 tierfs_integration_test(hybrid_file)
 tierfs_integration_test(hybrid_s3)
 tierfs_integration_test(hybrid_azure)
+tierfs_integration_test(import)
+tierfs_integration_test(import_s3)
 # Tests that turn on the fuse module's enable_uring, or forbid io_uring, run
 # one at a time (both are settings of the whole machine).
 set_tests_properties(posix cloud_basic uring_fallback PROPERTIES RESOURCE_LOCK fuse_uring)
