@@ -2511,6 +2511,29 @@ static void write_status_file(struct cloud *cl)
 	tbuf_release(&b);
 }
 
+/* The overlay let go of vp: tell the kernel to forget the name (it may have another inode now). */
+static void wb_dropped(void *arg, const char *vp)
+{
+	struct cloud *cl = arg;
+	char *dir = strdup(vp), *slash;
+	struct ninfo pi;
+	uint64_t parent = ROOT_INO;
+
+	if (!dir || !cl->se)
+		goto out;
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	if (*dir) {
+		if (entry_at(cl, dir, &pi))
+			goto out;
+		parent = pi.ino;
+		ninfo_release(&pi);
+	}
+	fuse_lowlevel_notify_inval_entry(cl->se, parent, slash + 1, strlen(slash + 1));
+out:
+	free(dir);
+}
+
 /* Make the cloud-write rules of snapshot r this node's (write-back mounts only). */
 static int load_wrules(struct cloud *cl, const struct snap_root *r, int announce, char *msg, size_t len)
 {
@@ -2777,6 +2800,8 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 			if (pthread_create(&cl->ra_threads[k], NULL, ra_main, cl) == 0)
 				cl->n_ra++;
 	}
+	if (cl->wb)
+		wb_on_drop(cl->wb, wb_dropped, cl);
 	if (cl->wb && wb_start(cl->wb))
 		log_error("cannot start the write-back uploader: changes stay staged until the next mount");
 	write_status_file(cl);
@@ -2812,6 +2837,9 @@ out:
 	for (int k = 0; k < cl->n_ra; k++)
 		pthread_join(cl->ra_threads[k], NULL);
 	free(cl->ra_threads);
+	/* closed files still staged: one bounded try to send them now */
+	wb_close(cl->wb, mounted ? cl->o.request_timeout_s : 0);
+	cl->wb = NULL;
 	if (mounted)
 		fuse_session_unmount(cl->se);
 	if (cl->se) {
@@ -2832,9 +2860,6 @@ out:
 			cl->dtab[s] = d->hnext;
 			dobj_free(d);
 		}
-	/* closed files still staged: one bounded try to send them now */
-	wb_close(cl->wb, mounted ? cl->o.request_timeout_s : 0);
-	cl->wb = NULL;
 	if (cl->cache && mounted)
 		write_status_file(cl);
 	cache_close(cl->cache);

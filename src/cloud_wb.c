@@ -87,6 +87,8 @@ struct wb {
 	int64_t backoff_until;     /* uploader thread only (mono ns) */
 	int64_t backoff_ns;
 	struct wb_stats stats;     /* lock (the counters since mount) */
+	void (*dropped)(void *arg, const char *path); /* called without the lock */
+	void *dropped_arg;
 };
 
 static int64_t real_ns(void)
@@ -1209,9 +1211,17 @@ static int read_acks(struct wb *wb)
 	return 0;
 }
 
+void wb_on_drop(struct wb *wb, void (*cb)(void *arg, const char *path), void *arg)
+{
+	wb->dropped = cb;
+	wb->dropped_arg = arg;
+}
+
 /* Drop entries whose imported (or conflicting) version the current snapshot shows. */
 static void drop_settled(struct wb *wb)
 {
+	char **gone = NULL;
+	size_t ngone = 0;
 	sqlite3_stmt *s;
 
 	pthread_mutex_lock(&wb->lock);
@@ -1244,12 +1254,27 @@ static void drop_settled(struct wb *wb)
 			}
 			unlink_entry(wb, e);
 			row_del(wb, e->a.id);
+			{
+				char **ng = realloc(gone, (ngone + 1) * sizeof(*gone));
+
+				if (ng && (ng[ngone] = strdup(e->a.path)))
+					ngone++;
+				if (ng)
+					gone = ng;
+			}
 			free_entry(wb, e, 1);
 			next = NULL; /* chains changed: this slot again */
 			h--;
 			break;
 		}
 	pthread_mutex_unlock(&wb->lock);
+	/* the kernel forgets the names, so the next lookup finds home's version */
+	for (size_t k = 0; k < ngone; k++) {
+		if (wb->dropped)
+			wb->dropped(wb->dropped_arg, gone[k]);
+		free(gone[k]);
+	}
+	free(gone);
 }
 
 /* One change being built (copies of what was taken under the lock). */
@@ -1667,6 +1692,7 @@ void wb_close(struct wb *wb, int flush_s)
 		pthread_mutex_unlock(&wb->lock);
 		pthread_join(wb->thread, NULL);
 	}
+	wb->dropped = NULL; /* the mount is gone: nobody to tell */
 	if (flush_s > 0 && wb->db) {
 		/* one last pass: what closed files remain goes to the store if it can */
 		struct wb_stats st;
