@@ -1360,7 +1360,8 @@ static void sweep_chunks(struct import *im, const struct node_key *nk, uint64_t 
 {
 	char prefix[OUTBOX_KEY_MAX], want[OUTBOX_KEY_MAX], set[OUTBOX_KEY_MAX];
 	struct keylist l = { 0 };
-	int64_t grace = im->o.gc_grace_s < 0 ? 0 : (int64_t)(im->o.gc_grace_s ? im->o.gc_grace_s : 60) * NS;
+	/* long by default: a node that stalls (its own store outage) must find its chunks when it goes on */
+	int64_t grace = (int64_t)(im->o.grace_s > 0 ? im->o.grace_s : 3600) * NS;
 	int64_t now = (int64_t)now_mono_ns();
 
 	outbox_key_prefix(nk->dir, prefix);
