@@ -1509,12 +1509,13 @@ static void make_entry(fuse_req_t req, fuse_ino_t parent, struct wb_attr *a, str
 	}
 }
 
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+/* A new entry of this kind made by the node at parent/name (fi: a file, opened). */
+static void make_new(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t kind, mode_t mode,
+		     const char *target, struct fuse_file_info *fi)
 {
 	struct wb_attr a;
 	char *vp;
-	int rc = new_name(req_cl(req), parent, name, 0, &vp);
+	int rc = new_name(req_cl(req), parent, name, kind == WB_DIR, &vp);
 
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -1522,72 +1523,37 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	memset(&a, 0, sizeof(a));
 	a.path = vp;
-	a.kind = WB_FILE;
-	a.mode = mode & 07777;
+	a.kind = kind;
+	a.mode = kind == WB_SYMLINK ? 0777 : mode & 07777;
+	a.target = (char *)target;
+	a.size = kind == WB_DIR ? 4096 : target ? strlen(target) : 0;
 	make_entry(req, parent, &a, fi);
 	free(vp);
 }
 
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	make_new(req, parent, name, WB_FILE, mode, NULL, fi);
+}
+
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	struct wb_attr a;
-	char *vp;
-	int rc;
-
 	if (!S_ISREG(mode)) {
 		fuse_reply_err(req, req_cl(req)->wb ? EPERM : EROFS); /* no devices, fifos, sockets */
 		return;
 	}
-	rc = new_name(req_cl(req), parent, name, 0, &vp);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	memset(&a, 0, sizeof(a));
-	a.path = vp;
-	a.kind = WB_FILE;
-	a.mode = mode & 07777;
-	make_entry(req, parent, &a, NULL);
-	free(vp);
+	make_new(req, parent, name, WB_FILE, mode, NULL, NULL);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct wb_attr a;
-	char *vp;
-	int rc = new_name(req_cl(req), parent, name, 1, &vp);
-
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	memset(&a, 0, sizeof(a));
-	a.path = vp;
-	a.kind = WB_DIR;
-	a.mode = mode & 07777;
-	a.size = 4096;
-	make_entry(req, parent, &a, NULL);
-	free(vp);
+	make_new(req, parent, name, WB_DIR, mode, NULL, NULL);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	struct wb_attr a;
-	char *vp;
-	int rc = new_name(req_cl(req), parent, name, 0, &vp);
-
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	memset(&a, 0, sizeof(a));
-	a.path = vp;
-	a.kind = WB_SYMLINK;
-	a.mode = 0777;
-	a.target = (char *)link;
-	a.size = strlen(link);
-	make_entry(req, parent, &a, NULL);
-	free(vp);
+	make_new(req, parent, name, WB_SYMLINK, 0777, link, NULL);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)

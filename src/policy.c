@@ -193,7 +193,11 @@ static bool seg_match(const char *p, const char *n)
  * The same algorithm one level up: '**' is the star, a component pattern
  * the element that consumes exactly one path component.
  */
-int policy_glob_match(const char *glob, const char *path)
+/*
+ * Match path against glob. With prefix, path is a directory and the answer
+ * is whether some path strictly below it could match.
+ */
+static int glob_run(const char *glob, const char *path, int prefix)
 {
 	const char *g, *p, *star_g = NULL, *star_p = NULL;
 	bool star = false;
@@ -224,45 +228,23 @@ int policy_glob_match(const char *glob, const char *path)
 		p = star_p;
 		g = star_g;
 	}
+	/* path is used up. Below a directory, names can match what is left of
+	 * the glob, and after a '**' the glob can also start again below it. */
+	if (prefix)
+		return g != NULL || star;
 	while (g && comp_is_dstar(g))
 		g = comp_next(g);
 	return g == NULL;
 }
 
+int policy_glob_match(const char *glob, const char *path)
+{
+	return glob_run(glob, path, 0);
+}
+
 int policy_glob_match_prefix(const char *glob, const char *dir)
 {
-	const char *g, *p, *star_g = NULL, *star_p = NULL;
-	bool star = false;
-
-	if (!glob || !dir || glob[0] != '/' || dir[0] != '/')
-		return 0;
-	g = comp_first(glob);
-	p = comp_first(dir);
-	while (p) {
-		if (g && comp_is_dstar(g)) {
-			while (g && comp_is_dstar(g))
-				g = comp_next(g);
-			if (!g)
-				return 1; /* a trailing '**' takes dir and all below */
-			star = true;
-			star_g = g;
-			star_p = p;
-			continue;
-		}
-		if (g && seg_match(g, p)) {
-			g = comp_next(g);
-			p = comp_next(p);
-			continue;
-		}
-		if (!star)
-			return 0;
-		star_p = comp_next(star_p);
-		p = star_p;
-		g = star_g;
-	}
-	/* dir is used up: names below it can match what is left of the glob,
-	 * and after a '**' the glob can also start again below dir */
-	return g != NULL || star;
+	return glob_run(glob, dir, 1);
 }
 
 /* Validate the set after '[' at p; *next gets the closing ']'. */
