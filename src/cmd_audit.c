@@ -52,7 +52,7 @@ static int parse(int argc, char **argv, struct audit_args *a)
 	memset(a, 0, sizeof(*a));
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'V': a->volume = optarg; break;
 		case 's': a->since = optarg; break;
@@ -121,7 +121,7 @@ static int audit_list(struct target *t, const struct audit_args *a)
 		from = (int64_t)now_real_ns() - (int64_t)secs * 1000000000ll;
 	}
 	if (a->path && policy_glob_check(a->path, err, sizeof(err))) {
-		tfs_error("audit: invalid glob '%s' for --path: %s", a->path, err);
+		tfs_error("audit: --path: %s", err);
 		return 2;
 	}
 	s = meta_stmt(m, "SELECT id, time, kind, path, rule, placement, bytes, objects FROM egress"
