@@ -30,3 +30,4 @@ set_tests_properties(posix cloud_basic uring_fallback PROPERTIES RESOURCE_LOCK f
 tierfs_integration_test(symlink_privacy)
 tierfs_integration_test(publish_sidechannel)
 tierfs_integration_test(audit)
+tierfs_integration_test(policy_dryrun)
