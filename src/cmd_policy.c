@@ -305,7 +305,7 @@ static int exec_sql(struct meta *m, const char *sql, const char *a, int64_t b)
 }
 
 static const char policy_usage[] =
-	"usage: tierfs policy add NAME [MATCH...] --placement PLACEMENT [OPTIONS...] [--dry-run] [--force]\n"
+	"usage: tierfs policy add NAME [MATCH...] --placement PLACEMENT [OPTIONS...] [--dry-run]\n"
 	"       tierfs policy list [--json]\n"
 	"       tierfs policy move NAME (--before|--after) OTHER [--dry-run]\n"
 	"       tierfs policy rm NAME [--dry-run]\n"
@@ -340,8 +340,8 @@ static const char policy_usage[] =
 	"\n"
 	"--dry-run lists the files whose placement would change and what would start\n"
 	"or stop leaving the premises (--json too), and changes nothing. 'policy add'\n"
-	"refuses a private rule an earlier rule letting files leave shadows, unless\n"
-	"--force; 'policy check' reports every rule that can never match.\n"
+	"warns about a rule an earlier rule shadows; 'policy check' reports every rule\n"
+	"that can never match, and fails for a private one shadowed by an exporting one.\n"
 	"\n"
 	"See docs/policy.md for the whole language.\n";
 
@@ -351,7 +351,7 @@ struct common {
 	int json;
 	int private_pin;
 	const char *before, *after;
-	int dry_run, force; /* add, move, rm */
+	int dry_run; /* add, move, rm */
 };
 
 static int take_common(int *argc, char **argv, struct common *c, int allow_json, int allow_dry)
@@ -367,8 +367,6 @@ static int take_common(int *argc, char **argv, struct common *c, int allow_json,
 			c->json = 1;
 		} else if (allow_dry && !strcmp(argv[k], "--dry-run")) {
 			c->dry_run = 1;
-		} else if (allow_dry && !strcmp(argv[k], "--force")) {
-			c->force = 1;
 		} else {
 			argv[out++] = argv[k];
 		}
@@ -399,11 +397,12 @@ static int rule_index(const struct policy_set *ps, const char *name)
 }
 
 /*
- * Before a rule is added at the end: a private rule that an earlier rule
- * letting files leave shadows is refused (the user would believe those
- * files private) unless --force; other shadowing is a warning. With
- * --dry-run, what the rule would change. 0: go on; else the exit status
- * (-1: done, success).
+ * Before a rule is added at the end: a rule an earlier one shadows is
+ * added with a warning (adding, then moving it forward, is the way to put
+ * a rule first), said louder for a private rule that an earlier rule
+ * letting files leave shadows: the user would believe those files private.
+ * `policy check` makes that an error. With --dry-run, what the rule would
+ * change. 0: go on; else the exit status (-1: done, success).
  */
 static int add_check(struct target *t, const struct policy_rule *r, const struct common *c)
 {
@@ -423,12 +422,11 @@ static int add_check(struct target *t, const struct policy_rule *r, const struct
 
 		if (!policy_rule_covers(a, r))
 			continue;
-		if (r->placement == PLACEMENT_PRIVATE && a->placement != PLACEMENT_PRIVATE && !c->force) {
-			tfs_error("policy add: private rule '%s' would never match: rule '%s' comes first and"
-				  " makes every file it matches %s; use --force, then 'tierfs policy move %s"
-				  " --before %s'", r->name, a->name, placement_name(a->placement), r->name,
-				  a->name);
-			rc = 1;
+		if (r->placement == PLACEMENT_PRIVATE && a->placement != PLACEMENT_PRIVATE) {
+			fprintf(stderr, "warning: private rule '%s' will never match: rule '%s' comes first and"
+				" makes every file it matches %s, so they leave the premises; put it first with"
+				" 'tierfs policy move %s --before %s'\n", r->name, a->name,
+				placement_name(a->placement), r->name, a->name);
 		} else {
 			fprintf(stderr, "warning: rule '%s' will never match: rule '%s' comes first and matches"
 				" every file it matches\n", r->name, a->name);
@@ -928,7 +926,7 @@ out:
 
 int cmd_policy(int argc, char **argv)
 {
-	struct common c = { NULL, 0, 0, NULL, NULL, 0, 0 };
+	struct common c = { NULL, 0, 0, NULL, NULL, 0 };
 	const char *sub;
 
 	if (argc < 2 || cli_is_help(argv[1])) {
@@ -1197,7 +1195,7 @@ static int status_volume(struct target *t, int json)
 
 int cmd_status(int argc, char **argv)
 {
-	struct common c = { NULL, 0, 0, NULL, NULL, 0, 0 };
+	struct common c = { NULL, 0, 0, NULL, NULL, 0 };
 	struct status_row row = { 1, 0 };
 	struct target t;
 	int ret = 0;
@@ -1307,7 +1305,7 @@ static int pin_tree(struct meta *m, uint64_t ino, int pin, struct policy_set *ps
 
 static int do_pin(int argc, char **argv, int unpin)
 {
-	struct common c = { NULL, 0, 0, NULL, NULL, 0, 0 };
+	struct common c = { NULL, 0, 0, NULL, NULL, 0 };
 	struct policy_set ps;
 	struct target t;
 	char err[512];
