@@ -690,7 +690,7 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 	struct meta_attr ra;
 	int64_t dirty = 0, last = 0;
 	sqlite3_stmt *s;
-	int rc;
+	int rc, keyed;
 
 	memset(&p, 0, sizeof(p));
 	memset(st, 0, sizeof(*st));
@@ -706,16 +706,27 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 		last = sqlite3_column_int64(s, 1);
 	}
 	sqlite3_reset(s);
-	if (!dirty && last && !force) {
+	/* Snapshots made before keyed file ids and derived times (config
+	 * pub_keyed unset) still show inode numbers in every directory not
+	 * rebuilt since: rebuild them all once. */
+	{
+		char *v = NULL;
+
+		keyed = meta_config_get(m, "pub_keyed", &v) == 0 && v && !strcmp(v, "1");
+		free(v);
+	}
+	if (!dirty && last && !force && keyed) {
 		c->unlock(c->arg);
 		return 0; /* nothing changed */
 	}
 	p.seq = (uint64_t)last + 1;
 	rc = meta_begin(m);
-	if (!rc && !last)
-		/* the first snapshot: every directory */
+	if (!rc && (!last || !keyed))
+		/* the first snapshot (or the first keyed one): every directory */
 		rc = sqlite3_exec(meta_db(m), "INSERT OR IGNORE INTO pubdirty SELECT ino FROM inode"
 				  " WHERE (mode & 61440) = 16384", NULL, NULL, NULL) == SQLITE_OK ? 0 : sqlfail(m);
+	if (!rc && !keyed)
+		rc = meta_config_set(m, "pub_keyed", "1");
 	/* Whether a symlink may be listed depends on its target, anywhere in
 	 * the volume: directories holding symlinks are rebuilt every time
 	 * (indexed; an unchanged listing costs no store I/O). */

@@ -116,5 +116,16 @@ cloud_wait_for 20 sh -c "[ \"\$(cat '$T/c/pub/a.txt')\" = \"\$(printf 'a\na2')\"
 [ "$(last_seq)" != "$seq0" ] || tfs_problem "an exported change made no snapshot"
 echo "ok - private activity publishes nothing; exported changes still do"
 cloud_umount "$T/c" "$T/cc"
+
+# a volume last published before keyed ids and derived times (no config
+# pub_keyed) has every directory rebuilt once
+tfs_umount "$H"
+sqlite3 "$V/meta.db" "DELETE FROM config WHERE key='pub_keyed'; DELETE FROM pubdirtime;" || fail "sqlite3"
+tfs_mount "$V" "$H" -o sync_interval=1,publish_interval=1
+cloud_wait_for 20 sh -c "[ \"\$(sqlite3 '$V/meta.db' \"SELECT value FROM config WHERE key='pub_keyed'\")\" = 1 ]" ||
+	tfs_problem "the first publish after an upgrade did not mark the volume keyed"
+n=$(sqlite3 "$V/meta.db" "SELECT (SELECT count(*) FROM pubdirtime) = (SELECT count(*) FROM inode WHERE (mode & 61440) = 16384)")
+[ "$n" = 1 ] || tfs_problem "the first publish after an upgrade did not rebuild every directory"
+echo "ok - a volume published before keyed ids is rebuilt whole once"
 tfs_umount "$H"
 tfs_finish
