@@ -497,7 +497,6 @@ static int put_batch(struct sync *s, struct put_job *jobs, int n, uint64_t ino, 
 	hlock(s);
 	if (!meta_begin(s->meta)) {
 		sqlite3_stmt *st = meta_stmt(s->meta, SQL_OBJ_ADD);
-
 		char keys[PUT_BATCH][128];
 		const char *kp[PUT_BATCH];
 		uint64_t bytes = 0;
