@@ -73,6 +73,7 @@
 #include "log.h"
 #include "nodes.h"
 #include "outbox.h"
+#include "publish.h"
 #include "placement.h"
 #include "policy.h"
 #include "store.h"
@@ -391,9 +392,16 @@ static int base_holds(struct cset *c, const struct outbox_change *ch, const stru
 	switch (ch->base) {
 	case OUTBOX_BASE_NONE:
 		return 0;
-	case OUTBOX_BASE_HOME:
-		return (uint64_t)cur->st_ino == ch->base_fid && mtime_ns(cur) == ch->base_mtime &&
+	case OUTBOX_BASE_HOME: {
+		/* the node names home's file by the id snapshots show (snap_fid) */
+		uint64_t ino = 0;
+
+		hlock(c->im);
+		ok = publish_fid_ino(c->im->meta, ch->base_fid, &ino) == 0;
+		hunlock(c->im);
+		return ok && (uint64_t)cur->st_ino == ino && mtime_ns(cur) == ch->base_mtime &&
 		       (uint64_t)cur->st_size == ch->base_size;
+	}
 	case OUTBOX_BASE_OWN:
 		hlock(c->im);
 		s = meta_stmt(c->im->meta, "SELECT ino, mtime, size FROM import_file WHERE node=?1"

@@ -645,6 +645,57 @@ bool policy_rule_equal(const struct policy_rule *a, const struct policy_rule *b)
 	       a->watermark == b->watermark;
 }
 
+/* ---- shadowed rules ---- */
+
+/* Every path glob b matches, glob a matches too (see policy_rule_covers()). */
+static bool glob_covers(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+
+	if (!strcmp(a, "/**") || (b && !strcmp(a, b)))
+		return true;
+	if (!b || n < 3 || strcmp(a + n - 3, "/**"))
+		return false;
+	/* a is a literal directory P, then '**': b must stay in P */
+	if (strcspn(a, "*?[\\") < n - 3)
+		return false;
+	return !strncmp(b, a, n - 2) || (strlen(b) == n - 3 && !strncmp(b, a, n - 3));
+}
+
+bool policy_rule_covers(const struct policy_rule *a, const struct policy_rule *b)
+{
+	unsigned h = a->has;
+
+	if (!glob_covers(a->glob ? a->glob : "/**", b->glob))
+		return false;
+	if ((h & POLICY_HAS_MIN_SIZE) && (!(b->has & POLICY_HAS_MIN_SIZE) || b->min_size < a->min_size))
+		return false;
+	if ((h & POLICY_HAS_MAX_SIZE) && (!(b->has & POLICY_HAS_MAX_SIZE) || b->max_size > a->max_size))
+		return false;
+	if ((h & POLICY_HAS_OLDER_THAN) &&
+	    (!(b->has & POLICY_HAS_OLDER_THAN) || b->older_than < a->older_than))
+		return false;
+	if ((h & POLICY_HAS_NEWER_THAN) &&
+	    (!(b->has & POLICY_HAS_NEWER_THAN) || b->newer_than > a->newer_than))
+		return false;
+	if ((h & POLICY_HAS_IDLE) && (!(b->has & POLICY_HAS_IDLE) || b->idle < a->idle))
+		return false;
+	if ((h & POLICY_HAS_UID) && (!(b->has & POLICY_HAS_UID) || b->uid != a->uid))
+		return false;
+	if ((h & POLICY_HAS_GID) && (!(b->has & POLICY_HAS_GID) || b->gid != a->gid))
+		return false;
+	if (a->tag_name && (!b->tag_name || strcmp(a->tag_name, b->tag_name) ||
+			    (a->tag_value && !str_eq(a->tag_value, b->tag_value))))
+		return false;
+	return true;
+}
+
+bool policy_rule_exports(const struct policy_rule *r)
+{
+	return r->placement == PLACEMENT_ON_DEMAND || r->placement == PLACEMENT_MIRROR ||
+	       (r->placement == PLACEMENT_TIER && r->export);
+}
+
 /* ---- canonical option strings ---- */
 
 /* Largest binary unit that divides v exactly: "1M", "1536", "3G". */
