@@ -183,10 +183,11 @@ wbe_crash()
 	for k in 1 2 3; do echo "closed before $k $WBE_TOK" >"$o/before$k.txt"; done
 	head -c 33554432 /dev/urandom >"$T/mid.bin"
 	(dd if="$T/mid.bin" of="$o/midwrite.bin" bs=64k 2>/dev/null) &
+	local writer=$!
 	sleep 0.3
 	pid=$(tfs_daemon_pid "$T/c3")
 	[ -n "$pid" ] && kill -9 "$pid"
-	wait 2>/dev/null
+	wait "$writer" 2>/dev/null # not a bare wait: servers run in the background too
 	tfs_force_umount "$T/n3"
 	wbe_node_mount 3
 	for k in 1 2 3; do
