@@ -1133,6 +1133,12 @@ static int apply_ack(struct wb *wb, const struct outbox_ack *a)
 			e->a.state = r->state;
 			free(e->a.detail);
 			e->a.detail = r->detail ? strdup(r->detail) : NULL;
+			if (r->state == OUTBOX_REJECTED && r->detail &&
+			    !strcmp(r->detail, OUTBOX_REASON_MISSING)) {
+				/* its chunks were collected while this node stalled: send it again */
+				mark_dirty(e);
+				log_info("write-back: '%s' goes home again (its chunks were gone)", path);
+			}
 			rc = row_save(wb, e);
 		}
 		free(path);

@@ -967,7 +967,7 @@ static int apply_changes(struct cset *c)
 			if (rc == -EBADMSG || rc == -ENOENT) {
 				/* a chunk missing from the outbox or not the node's */
 				rc = set_result(c, i, OUTBOX_REJECTED, rc == -ENOENT ?
-						"a chunk is missing from the outbox" :
+						OUTBOX_REASON_MISSING :
 						"a chunk does not open with the node's key");
 			}
 		}
