@@ -27,6 +27,7 @@ int cmd_evict(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_node(int argc, char **argv);   /* node add / list / revoke */
+int cmd_audit(int argc, char **argv); /* audit, audit verify, audit keep */
 /* mount(8) helper: mount.fuse.tierfs SOURCE DIR [-o OPTS] */
 int mount_helper_main(int argc, char **argv);
 /* Cloud mount (cmd_cloud.c): "tierfs mount --cloud ..."; status of a cloud mount, -1 if not one. */

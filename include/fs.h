@@ -22,6 +22,7 @@ struct fs_opts {
 	int sync_interval_s;   /* sync engine tick (0: 1 s) */
 	int recall_timeout_s;  /* bound on recalls of evicted data (0: 30 s) */
 	int gc_grace_s;        /* unreferenced objects live this long (0: 60 s, -1: none) */
+	int outbox_grace_s;    /* chunks of a node's change set with no commit live this long (0: 3600 s) */
 	int publish_interval_s; /* snapshots at most this often (0: 5 s) */
 	/* Called with fs_run's arg when the mount went away (unmounted or
 	 * signalled), before the final writes; NULL: nothing to tell. */

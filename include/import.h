@@ -27,7 +27,7 @@ struct import_host {
 
 struct import_opts {
 	int interval_s;   /* poll the outboxes this often; 0: 1 s */
-	int gc_grace_s;   /* chunks of uncommitted change sets live this long; 0: 60 s, -1: none */
+	int grace_s;      /* chunks of a change set with no commit, not growing, live this long; 0: 3600 s */
 };
 
 /*

@@ -172,6 +172,12 @@ enum outbox_state {
 };
 /* "pending", "uploaded", "imported", "conflict", "rejected", "kept"; "?" otherwise. */
 const char *outbox_state_name(int state);
+/*
+ * The reason home gives when a change's chunks are not in the outbox (gone
+ * after a long stall of the node): the node sends that version again
+ * instead of keeping it as refused.
+ */
+#define OUTBOX_REASON_MISSING "a chunk is missing from the outbox"
 
 struct outbox_result {
 	uint8_t state;       /* enum outbox_state, IMPORTED..KEPT */

@@ -102,6 +102,32 @@ int placement_set_pin(struct meta *m, uint64_t ino, int pin);
 /* Stored placement fields of one inode. */
 int placement_get(struct meta *m, uint64_t ino, struct placement_info *out);
 
+/*
+ * Is a file with this stored placement and rule visible to cloud mounts
+ * (on-demand, mirror, tier of a rule with --export)? 1 or 0.
+ */
+int placement_visible(const struct policy_set *ps, int placement, const char *rule);
+
+/*
+ * Symlinks: may a symlink in directory parent, with this target text, be
+ * exported? Only when its target, resolved inside the volume, is itself
+ * exported (a visible file, or a directory with an exported file below
+ * it, every directory on the way too), or lies outside the volume. The
+ * target is resolved through the metadata store component by component
+ * ('..' and nested symlinks, at most 16, are followed). A target that
+ * leaves the volume (absolute, or '..' above the root) is outside unless
+ * some tail of it names something private in the volume (for example
+ * '/srv/vol/finance/plan.xlsx' with the volume mounted at /srv/vol names
+ * '/finance/plan.xlsx'): the home mount point is not known to the store,
+ * so every tail is tried, which may keep a link to a private look-alike
+ * outside private too. A target that names nothing in the volume
+ * (dangling) stays private.
+ * Returns 1 (exported), 0 (private, with the reason in why), or a negative
+ * errno.
+ */
+int placement_symlink_ok(struct meta *m, const struct policy_set *ps, uint64_t parent,
+			 const void *target, size_t len, char *why, size_t whylen);
+
 /* Print policy_explain() for ino with its current stored state. */
 int placement_explain(struct meta *m, const struct policy_set *ps, uint64_t ino, int64_t now,
 		      FILE *out);

@@ -117,6 +117,20 @@ void policy_rule_release(struct policy_rule *r);
 bool policy_rule_equal(const struct policy_rule *a, const struct policy_rule *b);
 
 /*
+ * Does rule a match every file rule b matches (so b can never match when
+ * a comes first)? Conservative: true only when each condition of a is
+ * implied by a condition of b: a has no glob or the lone component '**',
+ * the globs are equal, or a's glob is a literal directory P followed by a
+ * '**' component and b's glob is P or below P; size bounds and
+ * ages at least as tight in b; the same owner, group and tag. A false
+ * answer does not prove that b can match.
+ */
+bool policy_rule_covers(const struct policy_rule *a, const struct policy_rule *b);
+
+/* Is the rule's placement visible to cloud mounts (on-demand, mirror, tier with --export)? */
+bool policy_rule_exports(const struct policy_rule *r);
+
+/*
  * Render a rule's options (not its name) as the canonical option string,
  * e.g. "--path '/datasets/[a-z]*.csv' --min-size 1M --placement on-demand": fixed
  * option order, defaults omitted, sizes and durations in the largest exact

@@ -39,6 +39,15 @@ struct publish_stats {
  */
 int publish_once(struct publish_ctx *c, int force, struct publish_stats *st);
 
+/*
+ * File ids (snap_fid()): the id ino shows in snapshots, assigned on first
+ * use and kept in the pubfid table (inside the caller's transaction; a
+ * collision with another inode's id takes the next attempt), and back:
+ * the inode a fid sent by a cloud node stands for (-ENOENT if none).
+ */
+int publish_fid(struct meta *m, const struct volkey *k, uint64_t ino, uint64_t *fid_out);
+int publish_fid_ino(struct meta *m, uint64_t fid, uint64_t *ino_out);
+
 /* Delete from the store what only snapshots older than the newest
  * `retain` ones used. */
 int publish_retire(struct publish_ctx *c, int retain, uint64_t *deleted_out);

@@ -43,7 +43,7 @@ enum snap_type { SNAP_FILE = 1, SNAP_DIR = 2, SNAP_SYMLINK = 3 };
 struct snap_entry {
 	uint8_t type;      /* enum snap_type */
 	uint8_t has_data;  /* files: the manifest exists (else ask home) */
-	uint64_t fid;      /* the home inode number: stable across snapshots */
+	uint64_t fid;      /* snap_fid() of the home inode: stable across snapshots */
 	uint32_t mode;     /* permission bits and type, as st_mode */
 	uint32_t uid, gid;
 	uint64_t size;     /* files: bytes; symlinks: target length */
@@ -109,6 +109,21 @@ void snap_key_dir(const char *name, char *out);
 void snap_key_manifest(const char *name, char *out);
 void snap_key_chunk(const char *name, char *out);
 void snap_key_wrules(const char *name, char *out);
+
+/*
+ * The file id a snapshot shows for a home inode: cloud mounts use it as
+ * st_ino, so it must reveal nothing of home's inode numbers (how many
+ * files, private ones included, were made between two exported ones).
+ * fid = the first 16 hex digits of HMAC-SHA256(naming key, "fid:INO")
+ * (attempt 0) or "fid:INO:ATTEMPT" (attempt > 0), read as a big-endian
+ * number and shifted right by two (62 bits: a cloud node numbers the files
+ * it makes itself from 2^62); INO and ATTEMPT in decimal.
+ * Values 0 and 1 are never used (1 is the FUSE root): like a value
+ * already taken by another inode of the volume, the publisher then tries
+ * the next attempt, and keeps the inode's choice in its pubfid table
+ * (publish_fid(), publish_fid_ino()), which is the authority on home.
+ */
+int snap_fid(const struct volkey *k, uint64_t ino, uint32_t attempt, uint64_t *fid_out);
 
 /* Name of the manifest of one file version (hex, CODEC_NAME_SIZE). */
 int snap_manifest_name(const struct volkey *k, uint64_t fid, int64_t mtime, uint64_t size,

@@ -32,6 +32,24 @@ void target_close(struct target *t);
  */
 int vpath_of(const struct target *t, const char *path, int have_volopt, char *out, size_t len);
 
+/*
+ * Rule changes looked at before they are made (cmd_policy_plan.c).
+ * policy_dry_run: every file whose placement differs between the rule sets
+ * old and neu (both evaluated now), with counts and bytes, and what would
+ * start or stop leaving the premises; writes nothing. Exit status.
+ * policy_shadowed: for each rule from index `from` on, the first earlier
+ * rule that matches every file it matches (policy_rule_covers()); a
+ * private rule shadowed by a rule that lets files leave is an error, any
+ * other shadowing a warning. Human lines go to stderr ("error: ...",
+ * "warning: ..."); with json, objects to stdout, comma-separated after the
+ * first (*first tracks it). Returns the errors, *warnings_out the warnings.
+ */
+struct policy_set;
+struct policy_rule;
+int policy_dry_run(struct target *t, const struct policy_set *old, const struct policy_set *neu, int json);
+int policy_shadowed(const struct policy_rule *rules, size_t n, size_t from, int json, int *first,
+		    int *warnings_out);
+
 /* The first line of a small file (a passphrase file), caller frees. 0 or -errno. */
 int cli_read_line_file(const char *path, char **out);
 

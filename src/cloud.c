@@ -1509,12 +1509,13 @@ static void make_entry(fuse_req_t req, fuse_ino_t parent, struct wb_attr *a, str
 	}
 }
 
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+/* A new entry of this kind made by the node at parent/name (fi: a file, opened). */
+static void make_new(fuse_req_t req, fuse_ino_t parent, const char *name, uint8_t kind, mode_t mode,
+		     const char *target, struct fuse_file_info *fi)
 {
 	struct wb_attr a;
 	char *vp;
-	int rc = new_name(req_cl(req), parent, name, 0, &vp);
+	int rc = new_name(req_cl(req), parent, name, kind == WB_DIR, &vp);
 
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -1522,72 +1523,37 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	memset(&a, 0, sizeof(a));
 	a.path = vp;
-	a.kind = WB_FILE;
-	a.mode = mode & 07777;
+	a.kind = kind;
+	a.mode = kind == WB_SYMLINK ? 0777 : mode & 07777;
+	a.target = (char *)target;
+	a.size = kind == WB_DIR ? 4096 : target ? strlen(target) : 0;
 	make_entry(req, parent, &a, fi);
 	free(vp);
 }
 
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	make_new(req, parent, name, WB_FILE, mode, NULL, fi);
+}
+
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	struct wb_attr a;
-	char *vp;
-	int rc;
-
 	if (!S_ISREG(mode)) {
 		fuse_reply_err(req, req_cl(req)->wb ? EPERM : EROFS); /* no devices, fifos, sockets */
 		return;
 	}
-	rc = new_name(req_cl(req), parent, name, 0, &vp);
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	memset(&a, 0, sizeof(a));
-	a.path = vp;
-	a.kind = WB_FILE;
-	a.mode = mode & 07777;
-	make_entry(req, parent, &a, NULL);
-	free(vp);
+	make_new(req, parent, name, WB_FILE, mode, NULL, NULL);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct wb_attr a;
-	char *vp;
-	int rc = new_name(req_cl(req), parent, name, 1, &vp);
-
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	memset(&a, 0, sizeof(a));
-	a.path = vp;
-	a.kind = WB_DIR;
-	a.mode = mode & 07777;
-	a.size = 4096;
-	make_entry(req, parent, &a, NULL);
-	free(vp);
+	make_new(req, parent, name, WB_DIR, mode, NULL, NULL);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	struct wb_attr a;
-	char *vp;
-	int rc = new_name(req_cl(req), parent, name, 0, &vp);
-
-	if (rc) {
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	memset(&a, 0, sizeof(a));
-	a.path = vp;
-	a.kind = WB_SYMLINK;
-	a.mode = 0777;
-	a.target = (char *)link;
-	a.size = strlen(link);
-	make_entry(req, parent, &a, NULL);
-	free(vp);
+	make_new(req, parent, name, WB_SYMLINK, 0777, link, NULL);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -2511,6 +2477,29 @@ static void write_status_file(struct cloud *cl)
 	tbuf_release(&b);
 }
 
+/* The overlay let go of vp: tell the kernel to forget the name (it may have another inode now). */
+static void wb_dropped(void *arg, const char *vp)
+{
+	struct cloud *cl = arg;
+	char *dir = strdup(vp), *slash;
+	struct ninfo pi;
+	uint64_t parent = ROOT_INO;
+
+	if (!dir || !cl->se)
+		goto out;
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	if (*dir) {
+		if (entry_at(cl, dir, &pi))
+			goto out;
+		parent = pi.ino;
+		ninfo_release(&pi);
+	}
+	fuse_lowlevel_notify_inval_entry(cl->se, parent, slash + 1, strlen(slash + 1));
+out:
+	free(dir);
+}
+
 /* Make the cloud-write rules of snapshot r this node's (write-back mounts only). */
 static int load_wrules(struct cloud *cl, const struct snap_root *r, int announce, char *msg, size_t len)
 {
@@ -2777,6 +2766,8 @@ int cloud_run(const struct cloud_opts *o, const char *mountpoint, void (*ready)(
 			if (pthread_create(&cl->ra_threads[k], NULL, ra_main, cl) == 0)
 				cl->n_ra++;
 	}
+	if (cl->wb)
+		wb_on_drop(cl->wb, wb_dropped, cl);
 	if (cl->wb && wb_start(cl->wb))
 		log_error("cannot start the write-back uploader: changes stay staged until the next mount");
 	write_status_file(cl);
@@ -2812,6 +2803,9 @@ out:
 	for (int k = 0; k < cl->n_ra; k++)
 		pthread_join(cl->ra_threads[k], NULL);
 	free(cl->ra_threads);
+	/* closed files still staged: one bounded try to send them now */
+	wb_close(cl->wb, mounted ? cl->o.request_timeout_s : 0);
+	cl->wb = NULL;
 	if (mounted)
 		fuse_session_unmount(cl->se);
 	if (cl->se) {
@@ -2832,9 +2826,6 @@ out:
 			cl->dtab[s] = d->hnext;
 			dobj_free(d);
 		}
-	/* closed files still staged: one bounded try to send them now */
-	wb_close(cl->wb, mounted ? cl->o.request_timeout_s : 0);
-	cl->wb = NULL;
 	if (cl->cache && mounted)
 		write_status_file(cl);
 	cache_close(cl->cache);

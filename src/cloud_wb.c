@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@
 #define MAX_SET_CHANGES 20000 /* changes per change set */
 #define MAX_SET_BYTES (4ull << 30)
 #define NS 1000000000ll
+#define UPLOADERS 8           /* files of a change set uploaded at once */
 
 struct went {
 	struct wb_attr a;
@@ -85,6 +87,8 @@ struct wb {
 	int64_t backoff_until;     /* uploader thread only (mono ns) */
 	int64_t backoff_ns;
 	struct wb_stats stats;     /* lock (the counters since mount) */
+	void (*dropped)(void *arg, const char *path); /* called without the lock */
+	void *dropped_arg;
 };
 
 static int64_t real_ns(void)
@@ -853,8 +857,7 @@ void wb_writer(struct wb *wb, uint64_t id, int delta)
 	if ((e = find_id(wb, id)))
 		e->writers += delta;
 	pthread_mutex_unlock(&wb->lock);
-	if (delta < 0)
-		wb_kick(wb);
+	/* no kick on close: the next tick takes every file closed by then in one change set */
 }
 
 int wb_state(struct wb *wb, const char *path, char *out, size_t len)
@@ -1130,6 +1133,12 @@ static int apply_ack(struct wb *wb, const struct outbox_ack *a)
 			e->a.state = r->state;
 			free(e->a.detail);
 			e->a.detail = r->detail ? strdup(r->detail) : NULL;
+			if (r->state == OUTBOX_REJECTED && r->detail &&
+			    !strcmp(r->detail, OUTBOX_REASON_MISSING)) {
+				/* its chunks were collected while this node stalled: send it again */
+				mark_dirty(e);
+				log_info("write-back: '%s' goes home again (its chunks were gone)", path);
+			}
 			rc = row_save(wb, e);
 		}
 		free(path);
@@ -1207,9 +1216,17 @@ static int read_acks(struct wb *wb)
 	return 0;
 }
 
+void wb_on_drop(struct wb *wb, void (*cb)(void *arg, const char *path), void *arg)
+{
+	wb->dropped = cb;
+	wb->dropped_arg = arg;
+}
+
 /* Drop entries whose imported (or conflicting) version the current snapshot shows. */
 static void drop_settled(struct wb *wb)
 {
+	char **gone = NULL;
+	size_t ngone = 0;
 	sqlite3_stmt *s;
 
 	pthread_mutex_lock(&wb->lock);
@@ -1242,12 +1259,27 @@ static void drop_settled(struct wb *wb)
 			}
 			unlink_entry(wb, e);
 			row_del(wb, e->a.id);
+			{
+				char **ng = realloc(gone, (ngone + 1) * sizeof(*gone));
+
+				if (ng && (ng[ngone] = strdup(e->a.path)))
+					ngone++;
+				if (ng)
+					gone = ng;
+			}
 			free_entry(wb, e, 1);
 			next = NULL; /* chains changed: this slot again */
 			h--;
 			break;
 		}
 	pthread_mutex_unlock(&wb->lock);
+	/* the kernel forgets the names, so the next lookup finds home's version */
+	for (size_t k = 0; k < ngone; k++) {
+		if (wb->dropped)
+			wb->dropped(wb->dropped_arg, gone[k]);
+		free(gone[k]);
+	}
+	free(gone);
 }
 
 /* One change being built (copies of what was taken under the lock). */
@@ -1284,55 +1316,136 @@ static int pend_cmp(const void *x, const void *y)
 	return strcmp(a->a.path, b->a.path);
 }
 
-/* Upload one staged file's contents as chunks of change set seq. */
-static int upload_file(struct wb *wb, uint64_t seq, struct pend *p)
+/* Upload chunk k of a staged file as a chunk object of change set seq. */
+static int upload_chunk(struct wb *wb, uint64_t seq, struct pend *p, size_t k, uint8_t *buf,
+			struct tbuf *obj)
 {
-	struct tbuf obj = TBUF_INIT;
-	uint8_t *buf = NULL;
-	uint64_t off = 0;
-	int fd, rc = 0;
+	uint64_t off = (uint64_t)k * WB_CHUNK;
+	size_t want = p->a.size - off > WB_CHUNK ? WB_CHUNK : (size_t)(p->a.size - off), got = 0;
+	char key[OUTBOX_KEY_MAX];
+	int fd = wb_open_data(wb, p->a.id, O_RDONLY), rc = 0;
 
-	fd = wb_open_data(wb, p->a.id, O_RDONLY);
 	if (fd < 0)
 		return fd;
-	p->nc = 0;
-	p->c = calloc(p->a.size / WB_CHUNK + 1, sizeof(*p->c));
-	buf = malloc(WB_CHUNK);
-	if (!p->c || !buf)
-		rc = -ENOMEM;
-	while (!rc && off < p->a.size) {
-		size_t want = p->a.size - off > WB_CHUNK ? WB_CHUNK : (size_t)(p->a.size - off), got = 0;
-		char key[OUTBOX_KEY_MAX];
+	while (got < want) {
+		ssize_t n = pread(fd, buf + got, want - got, (off_t)(off + got));
 
-		while (got < want) {
-			ssize_t n = pread(fd, buf + got, want - got, (off_t)(off + got));
-
-			if (n <= 0) {
-				rc = n < 0 ? -errno : -EAGAIN; /* shorter than recorded: it changed */
-				break;
-			}
-			got += (size_t)n;
-		}
-		if (rc)
-			break;
-		rc = codec_chunk_name(&wb->key.node, buf, want, p->c[p->nc].name);
-		tbuf_reset(&obj);
-		if (!rc)
-			rc = codec_encode(&wb->key.node, buf, want, p->c[p->nc].name, CODEC_LEVEL_DEFAULT, &obj);
-		if (rc)
-			break;
-		outbox_key_chunk(wb->key.dir, seq, p->c[p->nc].name, key);
-		rc = store_put(wb->st, key, obj.data, obj.len);
-		if (rc) {
-			set_error(wb, "cannot put a chunk of '%s': %s", p->a.path, store_errmsg());
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EAGAIN; /* shorter than recorded: it changed */
 			break;
 		}
-		p->c[p->nc++].len = (uint32_t)want;
-		off += want;
+		got += (size_t)n;
 	}
 	close(fd);
+	if (!rc)
+		rc = codec_chunk_name(&wb->key.node, buf, want, p->c[k].name);
+	tbuf_reset(obj);
+	if (!rc)
+		rc = codec_encode(&wb->key.node, buf, want, p->c[k].name, CODEC_LEVEL_DEFAULT, obj);
+	if (rc)
+		return rc;
+	outbox_key_chunk(wb->key.dir, seq, p->c[k].name, key);
+	rc = store_put(wb->st, key, obj->data, obj->len);
+	if (rc)
+		set_error(wb, "cannot put a chunk of '%s': %s", p->a.path, store_errmsg());
+	else
+		p->c[k].len = (uint32_t)want;
+	return rc;
+}
+
+/* Files of one change set uploaded by UPLOADERS threads at once (a small file costs a round trip). */
+/*
+ * The chunks of a change set's files are uploaded by UPLOADERS threads at
+ * once: a small file costs a round trip to the store, and one large file
+ * is many chunks.
+ */
+struct upjob {
+	struct wb *wb;
+	uint64_t seq;
+	struct pend *v;
+	size_t *file, *chunk;   /* the (file, chunk) pairs to upload */
+	size_t n;
+	atomic_size_t next;
+	atomic_int rc;
+};
+
+static void *upload_worker(void *arg)
+{
+	struct upjob *j = arg;
+	struct tbuf obj = TBUF_INIT;
+	uint8_t *buf = malloc(WB_CHUNK);
+
+	if (!buf)
+		atomic_store(&j->rc, -ENOMEM);
+	while (buf) {
+		size_t i = atomic_fetch_add(&j->next, 1);
+		struct pend *p;
+		int rc;
+
+		if (i >= j->n || atomic_load(&j->rc))
+			break;
+		p = &j->v[j->file[i]];
+		if (p->skip)
+			continue;
+		rc = upload_chunk(j->wb, j->seq, p, j->chunk[i], buf, &obj);
+		if (rc == -EAGAIN || rc == -ENOENT)
+			p->skip = 1; /* changed or gone meanwhile: the next set */
+		else if (rc)
+			atomic_store(&j->rc, rc);
+	}
 	free(buf);
 	tbuf_release(&obj);
+	return NULL;
+}
+
+static int upload_files(struct wb *wb, uint64_t seq, struct pend *v, size_t n)
+{
+	struct upjob j = { wb, seq, v, NULL, NULL, 0, 0, 0 };
+	pthread_t t[UPLOADERS];
+	size_t total = 0;
+	int nt = 0, rc;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i].a.kind == WB_FILE) {
+			v[i].nc = (size_t)((v[i].a.size + WB_CHUNK - 1) / WB_CHUNK);
+			v[i].c = calloc(v[i].nc ? v[i].nc : 1, sizeof(*v[i].c));
+			if (!v[i].c)
+				return -ENOMEM;
+			total += v[i].nc;
+		}
+	j.file = calloc(total ? total : 1, sizeof(*j.file));
+	j.chunk = calloc(total ? total : 1, sizeof(*j.chunk));
+	if (!j.file || !j.chunk) {
+		free(j.file);
+		free(j.chunk);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; v[i].a.kind == WB_FILE && k < v[i].nc; k++) {
+			j.file[j.n] = i;
+			j.chunk[j.n++] = k;
+		}
+	for (int k = 0; k < UPLOADERS && (size_t)k < j.n; k++)
+		if (pthread_create(&t[nt], NULL, upload_worker, &j) == 0)
+			nt++;
+	if (!nt && j.n)
+		upload_worker(&j);
+	for (int k = 0; k < nt; k++)
+		pthread_join(t[k], NULL);
+	/* a file that grew meanwhile has bytes past its chunks: the next set too */
+	for (size_t i = 0; i < n; i++)
+		if (v[i].a.kind == WB_FILE && !v[i].skip) {
+			struct stat st;
+			int fd = wb_open_data(wb, v[i].a.id, O_RDONLY);
+
+			if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size != v[i].a.size)
+				v[i].skip = 1;
+			if (fd >= 0)
+				close(fd);
+		}
+	rc = atomic_load(&j.rc);
+	free(j.file);
+	free(j.chunk);
 	return rc;
 }
 
@@ -1388,14 +1501,7 @@ static int build_set(struct wb *wb)
 	if (rc || !n)
 		goto out;
 	qsort(v, n, sizeof(*v), pend_cmp);
-	for (size_t i = 0; i < n && !rc; i++)
-		if (v[i].a.kind == WB_FILE) {
-			rc = upload_file(wb, seq, &v[i]);
-			if (rc == -EAGAIN || rc == -ENOENT) {
-				v[i].skip = 1; /* changed or gone meanwhile: the next set */
-				rc = 0;
-			}
-		}
+	rc = upload_files(wb, seq, v, n);
 	if (rc)
 		goto out;
 	memset(&cs, 0, sizeof(cs));
@@ -1591,6 +1697,7 @@ void wb_close(struct wb *wb, int flush_s)
 		pthread_mutex_unlock(&wb->lock);
 		pthread_join(wb->thread, NULL);
 	}
+	wb->dropped = NULL; /* the mount is gone: nobody to tell */
 	if (flush_s > 0 && wb->db) {
 		/* one last pass: what closed files remain goes to the store if it can */
 		struct wb_stats st;

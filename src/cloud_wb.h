@@ -107,6 +107,8 @@ int wb_state(struct wb *wb, const char *path, char *out, size_t len);
 
 /* The cloud mount switched to snapshot seq (lets acknowledged entries go). */
 void wb_set_snapshot(struct wb *wb, uint64_t seq);
+/* cb(arg, path) after the overlay let go of path (home's version shows now); not under any wb lock. */
+void wb_on_drop(struct wb *wb, void (*cb)(void *arg, const char *path), void *arg);
 /* Wake the uploader now (sync). */
 void wb_kick(struct wb *wb);
 

@@ -40,7 +40,8 @@ static const char export_usage[] =
 	"Write the volume's key file (DIR/" VOLUME_KEY_FILE ") to FILE (mode 0600, never\n"
 	"overwritten) or to stdout. With a passphrase (--passphrase-file or\n"
 	"TIERFS_PASSPHRASE) the copy is wrapped with it; the same passphrase unlocks\n"
-	"a wrapped volume key. --plain writes the key in the clear.\n";
+	"a wrapped volume key. --plain writes the key in the clear. A clear key is\n"
+	"not written to a terminal without --plain.\n";
 static const char import_usage[] =
 	"usage: tierfs key import (--volume DIR | --out PATH) [--passphrase-file FILE] [--plain] FILE|-\n"
 	"\n"
@@ -223,6 +224,12 @@ static int key_export(int argc, char **argv)
 		fprintf(stderr, "tierfs: exported key %s to '%s' (%s)\n", k.id, o.out,
 			wrap ? "wrapped with the passphrase" : "in the clear: keep it safe");
 	} else {
+		/* a clear key on a terminal ends up in scrollback and screen logs */
+		if (!wrap && !o.plain && isatty(STDOUT_FILENO)) {
+			tfs_error("key export: refusing to write the key in the clear to a terminal; give a"
+				  " passphrase (--passphrase-file or TIERFS_PASSPHRASE), --out FILE, or --plain");
+			goto out;
+		}
 		if ((rc = key_file_format(&k, wrap, &b))) {
 			tfs_error("cannot export key: %s", keys_errmsg());
 			goto out;

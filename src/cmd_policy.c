@@ -314,10 +314,10 @@ static int exec_sql(struct meta *m, const char *sql, const char *a, int64_t b)
 }
 
 static const char policy_usage[] =
-	"usage: tierfs policy add NAME [MATCH...] --placement PLACEMENT [OPTIONS...]\n"
+	"usage: tierfs policy add NAME [MATCH...] --placement PLACEMENT [OPTIONS...] [--dry-run]\n"
 	"       tierfs policy list [--json]\n"
-	"       tierfs policy move NAME (--before|--after) OTHER\n"
-	"       tierfs policy rm NAME\n"
+	"       tierfs policy move NAME (--before|--after) OTHER [--dry-run]\n"
+	"       tierfs policy rm NAME [--dry-run]\n"
 	"       tierfs policy explain PATH...\n"
 	"       tierfs policy check [--json]\n"
 	"\n"
@@ -349,6 +349,11 @@ static const char policy_usage[] =
 	"  --cloud-write          on-demand, mirror, tier --export: cloud nodes with a node\n"
 	"                         key may write here; home imports what they write\n"
 	"\n"
+	"--dry-run lists the files whose placement would change and what would start\n"
+	"or stop leaving the premises (--json too), and changes nothing. 'policy add'\n"
+	"warns about a rule an earlier rule shadows; 'policy check' reports every rule\n"
+	"that can never match, and fails for a private one shadowed by an exporting one.\n"
+	"\n"
 	"See docs/policy.md for the whole language.\n";
 
 /* Pull "--volume DIR" / "--volume=DIR" and "--json" out of argv. */
@@ -357,9 +362,10 @@ struct common {
 	int json;
 	int private_pin;
 	const char *before, *after;
+	int dry_run; /* add, move, rm */
 };
 
-static int take_common(int *argc, char **argv, struct common *c, int allow_json)
+static int take_common(int *argc, char **argv, struct common *c, int allow_json, int allow_dry)
 {
 	int out = 1;
 
@@ -368,8 +374,10 @@ static int take_common(int *argc, char **argv, struct common *c, int allow_json)
 			c->volume = argv[++k];
 		} else if (!strncmp(argv[k], "--volume=", 9)) {
 			c->volume = argv[k] + 9;
-		} else if (allow_json && !strcmp(argv[k], "--json")) {
+		} else if ((allow_json || allow_dry) && !strcmp(argv[k], "--json")) {
 			c->json = 1;
+		} else if (allow_dry && !strcmp(argv[k], "--dry-run")) {
+			c->dry_run = 1;
 		} else {
 			argv[out++] = argv[k];
 		}
@@ -377,6 +385,125 @@ static int take_common(int *argc, char **argv, struct common *c, int allow_json)
 	*argc = out;
 	argv[out] = NULL;
 	return 0;
+}
+
+/* The rules as they are, with room for one more; release with release_rules(). */
+static int load_rules(struct target *t, struct policy_set *ps, const char *what)
+{
+	char err[512];
+
+	if (policy_set_load(t->v->meta, ps, err, sizeof(err))) {
+		tfs_error("policy %s: %s", what, err);
+		return -1;
+	}
+	return 0;
+}
+
+static int rule_index(const struct policy_set *ps, const char *name)
+{
+	for (size_t k = 0; k < ps->n; k++)
+		if (!strcmp(ps->rules[k].name, name))
+			return (int)k;
+	return -1;
+}
+
+/*
+ * Before a rule is added at the end: a rule an earlier one shadows is
+ * added with a warning (adding, then moving it forward, is the way to put
+ * a rule first), said louder for a private rule that an earlier rule
+ * letting files leave shadows: the user would believe those files private.
+ * `policy check` makes that an error. With --dry-run, what the rule would
+ * change. 0: go on; else the exit status (-1: done, success).
+ */
+static int add_check(struct target *t, const struct policy_rule *r, const struct common *c)
+{
+	struct policy_set ps, neu;
+	struct policy_rule *all;
+	int rc = 0;
+
+	if (load_rules(t, &ps, "add"))
+		return 1;
+	if (rule_index(&ps, r->name) >= 0) {
+		tfs_error("policy add: rule '%s' already exists", r->name);
+		policy_set_release(&ps);
+		return 1;
+	}
+	for (size_t i = 0; i < ps.n; i++) {
+		const struct policy_rule *a = &ps.rules[i];
+
+		if (!policy_rule_covers(a, r))
+			continue;
+		if (r->placement == PLACEMENT_PRIVATE && a->placement != PLACEMENT_PRIVATE) {
+			fprintf(stderr, "warning: private rule '%s' will never match: rule '%s' comes first and"
+				" makes every file it matches %s, so they leave the premises; put it first with"
+				" 'tierfs policy move %s --before %s'\n", r->name, a->name,
+				placement_name(a->placement), r->name, a->name);
+		} else {
+			fprintf(stderr, "warning: rule '%s' will never match: rule '%s' comes first and matches"
+				" every file it matches\n", r->name, a->name);
+		}
+		break;
+	}
+	if (!rc && c->dry_run) {
+		all = malloc((ps.n + 1) * sizeof(*all));
+		if (!all) {
+			tfs_error("out of memory");
+			rc = 1;
+		} else {
+			if (ps.n)
+				memcpy(all, ps.rules, ps.n * sizeof(*all));
+			all[ps.n] = *r;
+			neu = ps;
+			neu.rules = all;
+			neu.n = ps.n + 1;
+			rc = policy_dry_run(t, &ps, &neu, c->json) ? 1 : -1;
+			free(all);
+		}
+	}
+	policy_set_release(&ps);
+	return rc;
+}
+
+/* policy move/rm --dry-run: the rule set after the change, then the preview. */
+static int dry_run_edit(struct target *t, const char *what, const char *name, const char *other, int before,
+			int json)
+{
+	struct policy_set ps, neu;
+	struct policy_rule *all;
+	int k, o = -1, rc;
+	size_t n = 0;
+
+	if (load_rules(t, &ps, what))
+		return 1;
+	k = rule_index(&ps, name);
+	if (other)
+		o = rule_index(&ps, other);
+	if (k < 0 || (other && o < 0)) {
+		tfs_error("policy %s: no rule named '%s'", what, k < 0 ? name : other);
+		policy_set_release(&ps);
+		return 1;
+	}
+	all = malloc((ps.n ? ps.n : 1) * sizeof(*all));
+	if (!all) {
+		policy_set_release(&ps);
+		tfs_error("out of memory");
+		return 1;
+	}
+	for (size_t i = 0; i < ps.n; i++) {
+		if ((int)i == o && before)
+			all[n++] = ps.rules[k];
+		if ((int)i != k)
+			all[n++] = ps.rules[i];
+		if ((int)i == o && !before)
+			all[n++] = ps.rules[k];
+	}
+	neu = ps;
+	neu.rules = all;
+	neu.n = n;
+	rc = policy_dry_run(t, &ps, &neu, json);
+	free(all);
+	policy_set_release(&ps);
+	return rc;
 }
 
 static int policy_add(int argc, char **argv, struct common *c)
@@ -397,10 +524,15 @@ static int policy_add(int argc, char **argv, struct common *c)
 		return 2;
 	}
 	rc = policy_rule_to_args(&r, &args);
-	if (rc || target_open(&t, c->volume, NULL, 0)) {
+	if (rc || target_open(&t, c->volume, NULL, c->dry_run)) {
 		policy_rule_release(&r);
 		free(args);
 		return 1;
+	}
+	rc = add_check(&t, &r, c);
+	if (rc) {
+		rc = rc < 0 ? 0 : rc;
+		goto out;
 	}
 	rc = meta_begin(t.v->meta);
 	if (!rc && rule_exists(t.v->meta, r.name, NULL) > 0) {
@@ -533,8 +665,13 @@ static int policy_move(int argc, char **argv, struct common *c)
 		tfs_error("policy move: cannot move rule '%s' relative to itself", name);
 		return 2;
 	}
-	if (target_open(&t, c->volume, NULL, 0))
+	if (target_open(&t, c->volume, NULL, c->dry_run))
 		return 1;
+	if (c->dry_run) {
+		rc = dry_run_edit(&t, "move", name, other, before, c->json);
+		target_close(&t);
+		return rc;
+	}
 	rc = meta_begin(t.v->meta);
 	if (rc)
 		goto fail;
@@ -587,8 +724,13 @@ static int policy_rm(int argc, char **argv, struct common *c)
 		tfs_error("policy rm: expected one rule NAME");
 		return 2;
 	}
-	if (target_open(&t, c->volume, NULL, 0))
+	if (target_open(&t, c->volume, NULL, c->dry_run))
 		return 1;
+	if (c->dry_run) {
+		rc = dry_run_edit(&t, "rm", argv[1], NULL, 0, c->json);
+		target_close(&t);
+		return rc;
+	}
 	rc = meta_begin(t.v->meta);
 	if (!rc && rule_exists(t.v->meta, argv[1], &pos) <= 0) {
 		meta_rollback(t.v->meta);
@@ -696,7 +838,7 @@ static int policy_check(int argc, char **argv, struct common *c)
 	uint64_t files[4] = { 0 }, bytes[4] = { 0 };
 	uint64_t chf[4][4] = { { 0 } }, chb[4][4] = { { 0 } };
 	int64_t now = now_ns();
-	int first = 1, rc = 0;
+	int first = 1, rc = 0, errors = 0, warnings = 0;
 
 	if (argc != 1) {
 		tfs_error("policy check: unexpected argument '%s'", argv[1]);
@@ -769,6 +911,9 @@ static int policy_check(int argc, char **argv, struct common *c)
 					       (unsigned long long)chb[a][b]);
 					first = 0;
 				}
+		printf("],\"shadowed\":[");
+		first = 1;
+		errors = policy_shadowed(ps.rules, ps.n, 0, 1, &first, &warnings);
 		printf("]}\n");
 	} else {
 		printf("%-10s %10s %16s\n", "PLACEMENT", "FILES", "BYTES");
@@ -787,6 +932,15 @@ static int policy_check(int argc, char **argv, struct common *c)
 				}
 		if (first)
 			printf("\nstored placements match the rules\n");
+		errors = policy_shadowed(ps.rules, ps.n, 0, 0, &first, &warnings);
+		if (errors || warnings)
+			printf("\n%d rule%s can never match (%d error%s, see above)\n", errors + warnings,
+			       errors + warnings == 1 ? "" : "s", errors, errors == 1 ? "" : "s");
+	}
+	if (errors) {
+		tfs_error("policy check: %d private rule%s can never match: the files %s believed private"
+			  " leave the premises", errors, errors == 1 ? "" : "s", errors == 1 ? "it is" : "they are");
+		rc = 1;
 	}
 out:
 	policy_set_release(&ps);
@@ -796,7 +950,7 @@ out:
 
 int cmd_policy(int argc, char **argv)
 {
-	struct common c = { NULL, 0, 0, NULL, NULL };
+	struct common c = { NULL, 0, 0, NULL, NULL, 0 };
 	const char *sub;
 
 	if (argc < 2 || cli_is_help(argv[1])) {
@@ -823,7 +977,8 @@ int cmd_policy(int argc, char **argv)
 	sub = argv[1];
 	argc--;
 	argv++;
-	take_common(&argc, argv, &c, !strcmp(sub, "list") || !strcmp(sub, "check"));
+	take_common(&argc, argv, &c, !strcmp(sub, "list") || !strcmp(sub, "check"),
+		    !strcmp(sub, "add") || !strcmp(sub, "move") || !strcmp(sub, "rm"));
 	if (!strcmp(sub, "add"))
 		return policy_add(argc, argv, &c);
 	if (!strcmp(sub, "list"))
@@ -1139,7 +1294,7 @@ static int status_conflicts(const char *volume, int json)
 
 int cmd_status(int argc, char **argv)
 {
-	struct common c = { NULL, 0, 0, NULL, NULL };
+	struct common c = { NULL, 0, 0, NULL, NULL, 0 };
 	struct status_row row = { 1, 0 };
 	struct target t;
 	int ret = 0, conflicts = 0, out = 1;
@@ -1149,7 +1304,7 @@ int cmd_status(int argc, char **argv)
 			fputs(status_usage, stdout);
 			return 0;
 		}
-	take_common(&argc, argv, &c, 1);
+	take_common(&argc, argv, &c, 1, 0);
 	for (int k = 1; k < argc; k++) {
 		if (!strcmp(argv[k], "--conflicts"))
 			conflicts = 1;
@@ -1264,7 +1419,7 @@ static int pin_tree(struct meta *m, uint64_t ino, int pin, struct policy_set *ps
 
 static int do_pin(int argc, char **argv, int unpin)
 {
-	struct common c = { NULL, 0, 0, NULL, NULL };
+	struct common c = { NULL, 0, 0, NULL, NULL, 0 };
 	struct policy_set ps;
 	struct target t;
 	char err[512];
@@ -1275,7 +1430,7 @@ static int do_pin(int argc, char **argv, int unpin)
 			fputs(pin_usage, stdout);
 			return 0;
 		}
-	take_common(&argc, argv, &c, 0);
+	take_common(&argc, argv, &c, 0, 0);
 	for (int k = 1; k < argc; k++) {
 		if (!unpin && !strcmp(argv[k], "--private"))
 			pin = POLICY_PIN_PRIVATE;

@@ -30,6 +30,15 @@ struct sync_args {
 	int npaths;
 };
 
+static void print_published(uint64_t seq, uint64_t objects)
+{
+	if (seq)
+		printf("published snapshot %llu (%llu objects)\n", (unsigned long long)seq,
+		       (unsigned long long)objects);
+	else
+		printf("nothing exported changed: no new snapshot\n");
+}
+
 static int parse_args(int argc, char **argv, struct sync_args *a, const char *usage, int allow_wait,
 		      int allow_dry)
 {
@@ -145,8 +154,7 @@ static int job_follow(struct target *t, int64_t id, const char *what, int timeou
 				printf("gc: deleted %llu objects (%llu bytes)\n", (unsigned long long)done,
 				       (unsigned long long)total);
 			else if (!strcmp(what, "publish"))
-				printf("published snapshot %llu (%llu objects)\n", (unsigned long long)done,
-				       (unsigned long long)total);
+				print_published(done, total);
 			rc = 0;
 			break;
 		}
@@ -287,10 +295,9 @@ static int run_here(struct target *t, const char *kind, const char *arg, struct 
 	if (!strcmp(kind, "publish")) {
 		struct publish_stats st;
 
-		rc = sync_publish(s, 1, &st);
+		rc = sync_publish(s, 0, &st);
 		if (!rc)
-			printf("published snapshot %llu (%llu objects)\n", (unsigned long long)st.seq,
-			       (unsigned long long)st.objects);
+			print_published(st.seq, st.objects);
 	} else if (!strcmp(kind, "gc")) {
 		uint64_t objs, bytes;
 

@@ -159,6 +159,8 @@ static const char mount_usage[] =
 	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
 	"                            unreachable; then EIO (default 30)\n"
 	"     gc_grace=SECONDS       unreferenced objects are kept this long (default 60)\n"
+	"     outbox_grace=SECONDS   chunks a cloud node left without a commit are deleted\n"
+	"                            after this long without growing (default 3600)\n"
 	"     publish_interval=SECONDS  snapshots for cloud mounts at most this often (5)\n"
 	"     ro / rw                read-only (the kernel refuses every change) or\n"
 	"                            read-write (default)\n"
@@ -260,6 +262,10 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		}
 		if (!strcmp(o, "publish_interval") && v && (n = strtoul(v, NULL, 10)) > 0 && n <= 86400) {
 			ma->fs.publish_interval_s = (int)n;
+			continue;
+		}
+		if (!strcmp(o, "outbox_grace") && v) {
+			ma->fs.outbox_grace_s = (int)strtol(v, NULL, 10);
 			continue;
 		}
 		if (!strcmp(o, "gc_grace") && v) {

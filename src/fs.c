@@ -2561,7 +2561,7 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	if (fs->sync) {
 		/* the importer of the nodes' outboxes: writes through this mount */
 		struct import_host ih = { fs, host_lock, host_unlock };
-		struct import_opts io = { o->sync_interval_s, o->gc_grace_s };
+		struct import_opts io = { o->sync_interval_s, o->outbox_grace_s };
 
 		if (import_open(vol, sync_volkey(fs->sync), &ih, mountpoint, &io, &fs->import) ||
 		    import_start(fs->import))

@@ -73,6 +73,7 @@
 #include "log.h"
 #include "nodes.h"
 #include "outbox.h"
+#include "publish.h"
 #include "placement.h"
 #include "policy.h"
 #include "store.h"
@@ -392,9 +393,16 @@ static int base_holds(struct cset *c, const struct outbox_change *ch, const stru
 	switch (ch->base) {
 	case OUTBOX_BASE_NONE:
 		return 0;
-	case OUTBOX_BASE_HOME:
-		return (uint64_t)cur->st_ino == ch->base_fid && mtime_ns(cur) == ch->base_mtime &&
+	case OUTBOX_BASE_HOME: {
+		/* the node names home's file by the id snapshots show (snap_fid) */
+		uint64_t ino = 0;
+
+		hlock(c->im);
+		ok = publish_fid_ino(c->im->meta, ch->base_fid, &ino) == 0;
+		hunlock(c->im);
+		return ok && (uint64_t)cur->st_ino == ino && mtime_ns(cur) == ch->base_mtime &&
 		       (uint64_t)cur->st_size == ch->base_size;
+	}
 	case OUTBOX_BASE_OWN:
 		hlock(c->im);
 		s = meta_stmt(c->im->meta, "SELECT ino, mtime, size FROM import_file WHERE node=?1"
@@ -968,7 +976,7 @@ static int apply_changes(struct cset *c)
 			if (rc == -EBADMSG || rc == -ENOENT) {
 				/* a chunk missing from the outbox or not the node's */
 				rc = set_result(c, i, OUTBOX_REJECTED, rc == -ENOENT ?
-						"a chunk is missing from the outbox" :
+						OUTBOX_REASON_MISSING :
 						"a chunk does not open with the node's key");
 			}
 		}
@@ -1379,7 +1387,8 @@ static void sweep_chunks(struct import *im, const struct node_key *nk, uint64_t 
 {
 	char prefix[OUTBOX_KEY_MAX], want[OUTBOX_KEY_MAX], set[OUTBOX_KEY_MAX];
 	struct keylist l = { 0 };
-	int64_t grace = im->o.gc_grace_s < 0 ? 0 : (int64_t)(im->o.gc_grace_s ? im->o.gc_grace_s : 60) * NS;
+	/* long by default: a node that stalls (its own store outage) must find its chunks when it goes on */
+	int64_t grace = (int64_t)(im->o.grace_s > 0 ? im->o.grace_s : 3600) * NS;
 	int64_t now = (int64_t)now_mono_ns();
 
 	outbox_key_prefix(nk->dir, prefix);

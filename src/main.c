@@ -29,6 +29,7 @@ static const struct cmd_struct commands[] = {
 	{ "gc", cmd_gc, "delete objects nothing references any more" },
 	{ "publish", cmd_publish, "publish a snapshot of the exported namespace now" },
 	{ "store", cmd_store, "object store tools: store check URL" },
+	{ "audit", cmd_audit, "what left the premises: the egress log; audit verify, audit keep" },
 	{ "key", cmd_key, "volume key: key export, key import, key show" },
 	{ "node", cmd_node, "cloud nodes that write results back: node add, list, revoke" },
 };

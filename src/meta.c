@@ -194,6 +194,23 @@ static const char schema_v3_sql[] =
 	"CREATE INDEX IF NOT EXISTS conflict_path ON conflict(path);"
 	"CREATE TABLE IF NOT EXISTS import_bad(node TEXT NOT NULL, serial INTEGER NOT NULL,"
 	" key TEXT NOT NULL, seen INTEGER NOT NULL, PRIMARY KEY(node, serial, key)) WITHOUT ROWID;"
+	/* Publishing without side channels (publish.c): the file id each
+	 * published inode shows (snap_fid()), and each published directory's
+	 * time as derived from its exported entries. */
+	"CREATE TABLE IF NOT EXISTS pubfid(ino INTEGER PRIMARY KEY, fid INTEGER NOT NULL UNIQUE);"
+	"CREATE TABLE IF NOT EXISTS pubdirtime(ino INTEGER PRIMARY KEY, mtime INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS dentry_symlink ON dentry(parent) WHERE type=10;"
+	"CREATE TRIGGER IF NOT EXISTS pubfid_del AFTER DELETE ON inode BEGIN"
+	" DELETE FROM pubfid WHERE ino=old.ino; DELETE FROM pubdirtime WHERE ino=old.ino; END;"
+	/* The egress audit log (audit.c): one record per upload and per
+	 * publish, and the store objects each one wrote. */
+	"CREATE TABLE IF NOT EXISTS egress(id INTEGER PRIMARY KEY, time INTEGER NOT NULL, kind TEXT NOT NULL,"
+	" path TEXT NOT NULL, rule TEXT, placement TEXT, bytes INTEGER NOT NULL DEFAULT 0,"
+	" objects INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS egress_time ON egress(time);"
+	"CREATE TABLE IF NOT EXISTS egress_obj(rec INTEGER NOT NULL, key TEXT NOT NULL,"
+	" PRIMARY KEY(rec, key)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS egress_obj_key ON egress_obj(key);"
 	"";
 
 #define META_CACHE_MAX 128

@@ -9,6 +9,7 @@
 #include "placement.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -746,6 +747,272 @@ int placement_set_pin(struct meta *m, uint64_t ino, int pin)
 	return rc == SQLITE_DONE ? 0 : sqlerr(m);
 }
 
+/* ---- visibility and symlinks ---- */
+
+int placement_visible(const struct policy_set *ps, int placement, const char *rule)
+{
+	if (placement == PLACEMENT_ON_DEMAND || placement == PLACEMENT_MIRROR)
+		return 1;
+	if (placement != PLACEMENT_TIER || !rule)
+		return 0;
+	for (size_t k = 0; k < ps->n; k++)
+		if (!strcmp(ps->rules[k].name, rule))
+			return ps->rules[k].export;
+	return 0;
+}
+
+static const char SQL_LOOKUP[] =
+	"SELECT d.ino, i.mode, i.target, i.placement, i.rule FROM dentry d JOIN inode i ON i.ino=d.ino"
+	" WHERE d.parent=?1 AND d.name=?2";
+/* The regular files below a directory that have a placement other than private. */
+static const char SQL_BELOW[] =
+	"WITH RECURSIVE sub(ino) AS (SELECT ?1 UNION ALL SELECT d.ino FROM dentry d JOIN sub"
+	" ON d.parent=sub.ino WHERE d.type=4)"
+	" SELECT i.placement, i.rule FROM sub JOIN dentry d ON d.parent=sub.ino JOIN inode i ON i.ino=d.ino"
+	" WHERE d.type=8 AND i.placement<>0";
+
+#define LINK_HOPS 16
+
+enum { W_PRIVATE = 0, W_EXPORTED = 1, W_NONE = 2 };
+
+struct walk {
+	struct meta *m;
+	const struct policy_set *ps;
+	char *why;
+	size_t whylen;
+	int hops;
+};
+
+/* Is the directory listed in snapshots (an exported file below it)? */
+static int dir_listed(struct walk *w, uint64_t dir)
+{
+	sqlite3_stmt *s = meta_stmt(w->m, SQL_BELOW);
+	int listed = 0, rc = SQLITE_DONE;
+
+	if (dir == META_ROOT_INO)
+		return 1;
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)dir);
+	while (!listed && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		listed = placement_visible(w->ps, (int)sqlite3_column_int64(s, 0),
+					   (const char *)sqlite3_column_text(s, 1));
+	sqlite3_reset(s);
+	if (!listed && rc != SQLITE_DONE)
+		return sqlerr(w->m);
+	return listed;
+}
+
+/* Set the reason: pre, ino's path quoted, post. W_PRIVATE, or an error. */
+static int private_because(struct walk *w, uint64_t ino, const char *pre, const char *post)
+{
+	struct tbuf path = TBUF_INIT;
+	int rc = placement_path(w->m, ino, &path);
+
+	if (rc == -ENOMEM)
+		return rc;
+	snprintf(w->why, w->whylen, "%s'%s'%s", pre, rc ? "?" : (const char *)path.data, post);
+	tbuf_release(&path);
+	return W_PRIVATE;
+}
+
+static int walk_outside(struct walk *w, const char *text);
+
+/*
+ * Resolve path from directory cur. tail: a tail of a target that left the
+ * volume: names that do not exist, or leave the volume again, are W_NONE
+ * (they name nothing inside) instead of private.
+ */
+static int walk_from(struct walk *w, uint64_t cur, const char *path, int tail)
+{
+	const char *p = path;
+
+	for (;;) {
+		const char *e;
+		size_t len;
+		sqlite3_stmt *s;
+		uint64_t ino;
+		uint32_t mode;
+		int placement, rc;
+		char rule[POLICY_NAME_MAX + 1] = "";
+		char *target = NULL;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return W_EXPORTED; /* a directory on the way, checked when entered */
+		e = strchr(p, '/');
+		if (!e)
+			e = p + strlen(p);
+		len = (size_t)(e - p);
+		if (len == 1 && p[0] == '.') {
+			p = e;
+			continue;
+		}
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			if (cur == META_ROOT_INO)
+				return tail ? W_NONE : walk_outside(w, e);
+			s = meta_stmt(w->m, SQL_PARENT);
+			if (!s)
+				return -EIO;
+			sqlite3_bind_int64(s, 1, (int64_t)cur);
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_ROW)
+				cur = (uint64_t)sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+			if (rc != SQLITE_ROW)
+				return rc == SQLITE_DONE ? -ENOENT : sqlerr(w->m);
+			p = e;
+			continue;
+		}
+		s = meta_stmt(w->m, SQL_LOOKUP);
+		if (!s)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, (int64_t)cur);
+		sqlite3_bind_blob(s, 2, p, (int)len, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(s);
+			if (rc != SQLITE_DONE)
+				return sqlerr(w->m);
+			if (tail)
+				return W_NONE;
+			return private_because(w, cur, "its target names something that does not exist in ", "");
+		}
+		ino = (uint64_t)sqlite3_column_int64(s, 0);
+		mode = (uint32_t)sqlite3_column_int64(s, 1);
+		placement = (int)sqlite3_column_int64(s, 3);
+		if (sqlite3_column_type(s, 4) != SQLITE_NULL)
+			snprintf(rule, sizeof(rule), "%s", (const char *)sqlite3_column_text(s, 4));
+		if (S_ISLNK(mode)) {
+			size_t tl = (size_t)sqlite3_column_bytes(s, 2), rl = strlen(e);
+
+			target = malloc(tl + rl + 2);
+			if (target) {
+				memcpy(target, sqlite3_column_blob(s, 2) ? sqlite3_column_blob(s, 2) : "", tl);
+				target[tl] = '/';
+				memcpy(target + tl + 1, e, rl + 1);
+			}
+		}
+		sqlite3_reset(s);
+		if (S_ISLNK(mode)) {
+			if (!target)
+				return -ENOMEM;
+			if (++w->hops > LINK_HOPS) {
+				free(target);
+				return private_because(w, ino, "its target leads through too many symlinks, from ", "");
+			}
+			rc = target[0] == '/' ? walk_outside(w, target) : walk_from(w, cur, target, tail);
+			free(target);
+			return rc;
+		}
+		if (S_ISDIR(mode)) {
+			rc = dir_listed(w, ino);
+			if (rc < 0)
+				return rc;
+			if (!rc)
+				return private_because(w, ino, "its target leads through ", ", which has nothing exported");
+			cur = ino;
+			p = e;
+			continue;
+		}
+		while (*e == '/')
+			e++;
+		if (*e) /* a file in the middle of the path */
+			return tail ? W_NONE
+				    : private_because(w, ino, "its target names something below the file ", "");
+		if (S_ISREG(mode) && placement_visible(w->ps, placement, rule[0] ? rule : NULL))
+			return W_EXPORTED;
+		return private_because(w, ino, "its target leads to ", ", which is not exported");
+	}
+}
+
+/*
+ * A target (or what is left of one) that leaves the volume: outside, unless
+ * a tail of it names something private inside the volume.
+ */
+static int walk_outside(struct walk *w, const char *text)
+{
+	const char *p = text;
+
+	for (;;) {
+		int rc;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return W_EXPORTED;
+		rc = walk_from(w, META_ROOT_INO, p, 1);
+		if (rc < 0 || rc == W_PRIVATE)
+			return rc;
+		p = strchr(p, '/');
+		if (!p)
+			return W_EXPORTED;
+	}
+}
+
+int placement_symlink_ok(struct meta *m, const struct policy_set *ps, uint64_t parent,
+			 const void *target, size_t len, char *why, size_t whylen)
+{
+	struct walk w = { m, ps, why, whylen, 0 };
+	char *t;
+	int rc;
+
+	why[0] = '\0';
+	if (!len || memchr(target, '\0', len)) {
+		snprintf(why, whylen, "its target is not a path");
+		return 0;
+	}
+	t = strndup(target, len);
+	if (!t)
+		return -ENOMEM;
+	rc = t[0] == '/' ? walk_outside(&w, t) : walk_from(&w, parent, t, 0);
+	free(t);
+	if (rc < 0)
+		return rc;
+	return rc == W_EXPORTED || rc == W_NONE;
+}
+
+/* What the publisher does with a symlink whose rule exports it. */
+static int explain_symlink(struct meta *m, const struct policy_set *ps, uint64_t ino, FILE *out)
+{
+	struct placement_info pi;
+	sqlite3_stmt *s;
+	char why[PATH_MAX + 128];
+	uint64_t parent = 0;
+	void *target = NULL;
+	size_t len = 0;
+	int rc = placement_get(m, ino, &pi);
+
+	if (rc)
+		return rc;
+	if (!placement_visible(ps, (int)pi.placement, pi.rule[0] ? pi.rule : NULL))
+		return 0;
+	s = meta_stmt(m, "SELECT d.parent, i.target FROM dentry d JOIN inode i ON i.ino=d.ino WHERE d.ino=?1 LIMIT 1");
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		parent = (uint64_t)sqlite3_column_int64(s, 0);
+		len = (size_t)sqlite3_column_bytes(s, 1);
+		target = malloc(len + 1);
+		if (target)
+			memcpy(target, sqlite3_column_blob(s, 1) ? sqlite3_column_blob(s, 1) : "", len);
+	}
+	sqlite3_reset(s);
+	if (!target)
+		return parent ? -ENOMEM : -ENOENT;
+	rc = placement_symlink_ok(m, ps, parent, target, len, why, sizeof(why));
+	free(target);
+	if (rc < 0)
+		return rc;
+	if (rc)
+		fprintf(out, "symlink: exported (its target is exported, or outside the volume)\n");
+	else
+		fprintf(out, "symlink: kept private: %s\n", why);
+	return 0;
+}
+
 int placement_explain(struct meta *m, const struct policy_set *ps, uint64_t ino, int64_t now,
 		      FILE *out)
 {
@@ -766,7 +1033,9 @@ int placement_explain(struct meta *m, const struct policy_set *ps, uint64_t ino,
 	} else {
 		f.path = (const char *)path.data;
 		policy_explain(ps->rules, ps->n, &f, now, out);
+		if (S_ISLNK(mode))
+			rc = explain_symlink(m, ps, ino, out);
 	}
 	tbuf_release(&path);
-	return 0;
+	return rc;
 }

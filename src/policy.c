@@ -193,7 +193,11 @@ static bool seg_match(const char *p, const char *n)
  * The same algorithm one level up: '**' is the star, a component pattern
  * the element that consumes exactly one path component.
  */
-int policy_glob_match(const char *glob, const char *path)
+/*
+ * Match path against glob. With prefix, path is a directory and the answer
+ * is whether some path strictly below it could match.
+ */
+static int glob_run(const char *glob, const char *path, int prefix)
 {
 	const char *g, *p, *star_g = NULL, *star_p = NULL;
 	bool star = false;
@@ -224,45 +228,23 @@ int policy_glob_match(const char *glob, const char *path)
 		p = star_p;
 		g = star_g;
 	}
+	/* path is used up. Below a directory, names can match what is left of
+	 * the glob, and after a '**' the glob can also start again below it. */
+	if (prefix)
+		return g != NULL || star;
 	while (g && comp_is_dstar(g))
 		g = comp_next(g);
 	return g == NULL;
 }
 
+int policy_glob_match(const char *glob, const char *path)
+{
+	return glob_run(glob, path, 0);
+}
+
 int policy_glob_match_prefix(const char *glob, const char *dir)
 {
-	const char *g, *p, *star_g = NULL, *star_p = NULL;
-	bool star = false;
-
-	if (!glob || !dir || glob[0] != '/' || dir[0] != '/')
-		return 0;
-	g = comp_first(glob);
-	p = comp_first(dir);
-	while (p) {
-		if (g && comp_is_dstar(g)) {
-			while (g && comp_is_dstar(g))
-				g = comp_next(g);
-			if (!g)
-				return 1; /* a trailing '**' takes dir and all below */
-			star = true;
-			star_g = g;
-			star_p = p;
-			continue;
-		}
-		if (g && seg_match(g, p)) {
-			g = comp_next(g);
-			p = comp_next(p);
-			continue;
-		}
-		if (!star)
-			return 0;
-		star_p = comp_next(star_p);
-		p = star_p;
-		g = star_g;
-	}
-	/* dir is used up: names below it can match what is left of the glob,
-	 * and after a '**' the glob can also start again below dir */
-	return g != NULL || star;
+	return glob_run(glob, dir, 1);
 }
 
 /* Validate the set after '[' at p; *next gets the closing ']'. */
@@ -661,6 +643,57 @@ bool policy_rule_equal(const struct policy_rule *a, const struct policy_rule *b)
 	       a->cloud_write == b->cloud_write &&
 	       a->settle == b->settle && a->evict_after == b->evict_after &&
 	       a->watermark == b->watermark;
+}
+
+/* ---- shadowed rules ---- */
+
+/* Every path glob b matches, glob a matches too (see policy_rule_covers()). */
+static bool glob_covers(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+
+	if (!strcmp(a, "/**") || (b && !strcmp(a, b)))
+		return true;
+	if (!b || n < 3 || strcmp(a + n - 3, "/**"))
+		return false;
+	/* a is a literal directory P, then '**': b must stay in P */
+	if (strcspn(a, "*?[\\") < n - 3)
+		return false;
+	return !strncmp(b, a, n - 2) || (strlen(b) == n - 3 && !strncmp(b, a, n - 3));
+}
+
+bool policy_rule_covers(const struct policy_rule *a, const struct policy_rule *b)
+{
+	unsigned h = a->has;
+
+	if (!glob_covers(a->glob ? a->glob : "/**", b->glob))
+		return false;
+	if ((h & POLICY_HAS_MIN_SIZE) && (!(b->has & POLICY_HAS_MIN_SIZE) || b->min_size < a->min_size))
+		return false;
+	if ((h & POLICY_HAS_MAX_SIZE) && (!(b->has & POLICY_HAS_MAX_SIZE) || b->max_size > a->max_size))
+		return false;
+	if ((h & POLICY_HAS_OLDER_THAN) &&
+	    (!(b->has & POLICY_HAS_OLDER_THAN) || b->older_than < a->older_than))
+		return false;
+	if ((h & POLICY_HAS_NEWER_THAN) &&
+	    (!(b->has & POLICY_HAS_NEWER_THAN) || b->newer_than > a->newer_than))
+		return false;
+	if ((h & POLICY_HAS_IDLE) && (!(b->has & POLICY_HAS_IDLE) || b->idle < a->idle))
+		return false;
+	if ((h & POLICY_HAS_UID) && (!(b->has & POLICY_HAS_UID) || b->uid != a->uid))
+		return false;
+	if ((h & POLICY_HAS_GID) && (!(b->has & POLICY_HAS_GID) || b->gid != a->gid))
+		return false;
+	if (a->tag_name && (!b->tag_name || strcmp(a->tag_name, b->tag_name) ||
+			    (a->tag_value && !str_eq(a->tag_value, b->tag_value))))
+		return false;
+	return true;
+}
+
+bool policy_rule_exports(const struct policy_rule *r)
+{
+	return r->placement == PLACEMENT_ON_DEMAND || r->placement == PLACEMENT_MIRROR ||
+	       (r->placement == PLACEMENT_TIER && r->export);
 }
 
 /* ---- canonical option strings ---- */

@@ -28,7 +28,14 @@
  *
  * Privacy: only files whose placement is visible (on-demand, mirror, tier
  * with --export) and the directories leading to them are ever listed; a
- * directory with nothing exported below it does not appear at all.
+ * directory with nothing exported below it does not appear at all. A
+ * symlink is listed only when its target is exported too, or outside the
+ * volume (placement_symlink_ok()); since that depends on other files, every
+ * directory holding a symlink is rebuilt by every publish. Nothing else of
+ * home leaks through the listing: file ids are keyed hashes of the inode
+ * numbers (snap_fid()), a directory's time is the newest time of its
+ * exported entries (pubdirtime), every ctime is the entry's mtime, and a
+ * publish whose tree is unchanged makes no snapshot.
  */
 #include "publish.h"
 
@@ -39,6 +46,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "audit.h"
 #include "log.h"
 #include "placement.h"
 #include "snapshot.h"
@@ -123,24 +131,62 @@ static int obj_users(struct meta *m, const char *key, int delta)
 	return rc == SQLITE_DONE ? 0 : sqlfail(m);
 }
 
-static const struct policy_rule *rule_named(const struct policy_set *ps, const char *name)
+int publish_fid(struct meta *m, const struct volkey *k, uint64_t ino, uint64_t *fid_out)
 {
-	for (size_t k = 0; name && k < ps->n; k++)
-		if (!strcmp(ps->rules[k].name, name))
-			return &ps->rules[k];
-	return NULL;
+	sqlite3_stmt *s = meta_stmt(m, "SELECT fid FROM pubfid WHERE ino=?1");
+	int rc;
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*fid_out = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return sqlfail(m);
+	for (uint32_t attempt = 0; attempt < 64; attempt++) {
+		uint64_t fid;
+
+		rc = snap_fid(k, ino, attempt, &fid);
+		if (rc)
+			return rc;
+		if (fid < 2)
+			continue;
+		s = meta_stmt(m, "INSERT INTO pubfid(ino, fid) VALUES(?1, ?2) ON CONFLICT DO NOTHING");
+		if (!s)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_int64(s, 2, (int64_t)fid);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return sqlfail(m);
+		if (sqlite3_changes(meta_db(m)) == 1) {
+			*fid_out = fid;
+			return 0;
+		}
+	}
+	return -EEXIST; /* 64 collisions in a row: the key or the table is broken */
 }
 
-static int visible(const struct policy_set *ps, int placement, const char *rule)
+int publish_fid_ino(struct meta *m, uint64_t fid, uint64_t *ino_out)
 {
-	const struct policy_rule *r;
+	sqlite3_stmt *s = meta_stmt(m, "SELECT ino FROM pubfid WHERE fid=?1");
+	int rc;
 
-	if (placement == PLACEMENT_ON_DEMAND || placement == PLACEMENT_MIRROR)
-		return 1;
-	if (placement != PLACEMENT_TIER)
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)fid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*ino_out = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
 		return 0;
-	r = rule_named(ps, rule);
-	return r && r->export;
+	return rc == SQLITE_DONE ? -ENOENT : sqlfail(m);
 }
 
 /*
@@ -213,7 +259,7 @@ static int wrules_record(struct meta *m, uint64_t seq, const char *prev, const c
 }
 
 /* Write (queue) the manifest of ino's uploaded version; name it. */
-static int make_manifest(struct pub *p, uint64_t ino, uint64_t size, int64_t mtime,
+static int make_manifest(struct pub *p, uint64_t ino, uint64_t fid, uint64_t size, int64_t mtime,
 			 char name_out[CODEC_NAME_SIZE], int *ok)
 {
 	struct meta *m = p->c->meta;
@@ -225,7 +271,7 @@ static int make_manifest(struct pub *p, uint64_t ino, uint64_t size, int64_t mti
 	int rc, known;
 
 	*ok = 0;
-	rc = snap_manifest_name(p->c->key, ino, mtime, size, name_out);
+	rc = snap_manifest_name(p->c->key, fid, mtime, size, name_out);
 	if (rc)
 		return rc;
 	snap_key_manifest(name_out, key);
@@ -237,7 +283,7 @@ static int make_manifest(struct pub *p, uint64_t ino, uint64_t size, int64_t mti
 		return 0;
 	}
 	memset(&man, 0, sizeof(man));
-	man.fid = ino;
+	man.fid = fid;
 	man.size = size;
 	man.mtime = mtime;
 	man.chunk_size = p->c->chunk_size;
@@ -333,7 +379,25 @@ static int mset_add(struct mset *s, const char *name)
 	return 0;
 }
 
-/* Rebuild one directory's object; *obj_out "" when nothing is exported. */
+/* Was this file version uploaded (a manifest can name its chunks)? */
+static int uploaded(sqlite3_stmt *s)
+{
+	int st = (int)sqlite3_column_int64(s, 11);
+
+	if (sqlite3_column_type(s, 12) == SQLITE_NULL)
+		return 0;
+	if (st == SYNC_SYNCED || st == SYNC_EVICTED || st == SYNC_PARTIAL || st == SYNC_QUEUED ||
+	    st == SYNC_UPLOADING)
+		return 1;
+	/* an empty file has no chunks, so it stays "local" once uploaded */
+	return st == SYNC_LOCAL && sqlite3_column_int64(s, 12) == 0 && sqlite3_column_int64(s, 6) == 0;
+}
+
+/*
+ * Rebuild one directory's object; *obj_out "" when nothing is exported.
+ * Records the directory's time (the newest of its exported entries') in
+ * pubdirtime, where its parent's listing and the snapshot read it.
+ */
 static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 {
 	struct meta *m = p->c->meta;
@@ -341,13 +405,14 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 	struct mset mans = { NULL, 0, 0 };
 	size_t cap = 0;
 	sqlite3_stmt *s;
+	int64_t newest = 0;
 	int rc = 0;
 
 	obj_out[0] = '\0';
 	s = meta_stmt(m, "SELECT d.name, d.ino, d.type, i.mode, i.uid, i.gid, i.size, i.mtime, i.ctime,"
-			 " i.placement, i.rule, i.sync_state, i.pub_size, i.pub_mtime, i.target, pd.obj"
+			 " i.placement, i.rule, i.sync_state, i.pub_size, i.pub_mtime, i.target, pd.obj, pt.mtime"
 			 " FROM dentry d JOIN inode i ON i.ino=d.ino LEFT JOIN pubdir pd ON pd.ino=d.ino"
-			 " WHERE d.parent=?1");
+			 " LEFT JOIN pubdirtime pt ON pt.ino=d.ino WHERE d.parent=?1");
 	if (!s)
 		return -EIO;
 	sqlite3_bind_int64(s, 1, (int64_t)dir);
@@ -356,15 +421,14 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 		struct snap_entry e;
 		const char *rule = (const char *)sqlite3_column_text(s, 10);
 		int placement = (int)sqlite3_column_int64(s, 9);
+		uint64_t ino = (uint64_t)sqlite3_column_int64(s, 1);
 
 		memset(&e, 0, sizeof(e));
-		e.fid = (uint64_t)sqlite3_column_int64(s, 1);
 		e.mode = (uint32_t)sqlite3_column_int64(s, 3);
 		e.uid = (uint32_t)sqlite3_column_int64(s, 4);
 		e.gid = (uint32_t)sqlite3_column_int64(s, 5);
 		e.size = (uint64_t)sqlite3_column_int64(s, 6);
 		e.mtime = sqlite3_column_int64(s, 7);
-		e.ctime = sqlite3_column_int64(s, 8);
 		if (type == (S_IFDIR >> 12)) {
 			const char *child = (const char *)sqlite3_column_text(s, 15);
 
@@ -372,22 +436,21 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 				continue; /* nothing exported below it */
 			e.type = SNAP_DIR;
 			e.size = 0;
+			e.mtime = sqlite3_column_int64(s, 16); /* its exported entries' newest */
 			e.ref = strdup(child);
 		} else if (type == (S_IFREG >> 12)) {
-			int st = (int)sqlite3_column_int64(s, 11);
-			char man[CODEC_NAME_SIZE];
-			int ok = 0;
-
-			if (!visible(p->c->ps, placement, rule))
+			if (!placement_visible(p->c->ps, placement, rule))
 				continue;
 			e.type = SNAP_FILE;
-			if ((st == SYNC_SYNCED || st == SYNC_EVICTED || st == SYNC_PARTIAL ||
-			     st == SYNC_QUEUED || st == SYNC_UPLOADING) &&
-			    sqlite3_column_type(s, 12) != SQLITE_NULL) {
+			rc = publish_fid(m, p->c->key, ino, &e.fid);
+			if (!rc && uploaded(s)) {
+				char man[CODEC_NAME_SIZE];
+				int ok = 0;
+
 				/* the uploaded version: what the store can serve */
 				e.size = (uint64_t)sqlite3_column_int64(s, 12);
 				e.mtime = sqlite3_column_int64(s, 13);
-				rc = make_manifest(p, e.fid, e.size, e.mtime, man, &ok);
+				rc = make_manifest(p, ino, e.fid, e.size, e.mtime, man, &ok);
 				if (!rc && ok) {
 					e.has_data = 1;
 					rc = mset_add(&mans, man);
@@ -395,19 +458,37 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 			}
 			e.ref = strdup("");
 		} else if (type == (S_IFLNK >> 12)) {
-			if (!visible(p->c->ps, placement, rule))
+			char why[512];
+			const void *t = sqlite3_column_blob(s, 14);
+			size_t tl = (size_t)sqlite3_column_bytes(s, 14);
+			int ok;
+
+			if (!placement_visible(p->c->ps, placement, rule))
 				continue;
+			ok = placement_symlink_ok(m, p->c->ps, dir, t ? t : "", tl, why, sizeof(why));
+			if (ok < 0) {
+				rc = ok;
+				break;
+			}
+			if (!ok)
+				continue; /* its target text would name something private */
 			e.type = SNAP_SYMLINK;
-			e.ref = strndup(sqlite3_column_blob(s, 14) ? sqlite3_column_blob(s, 14) : "",
-					(size_t)sqlite3_column_bytes(s, 14));
+			e.ref = strndup(t ? t : "", tl);
 		} else {
 			continue; /* FIFOs, sockets, devices stay at home */
 		}
+		if (!rc && e.type != SNAP_FILE)
+			rc = publish_fid(m, p->c->key, ino, &e.fid);
+		/* Times of exported things only: a ctime would tell when a
+		 * private name was linked to or renamed beside an exported one. */
+		e.ctime = e.mtime;
+		if (e.mtime > newest)
+			newest = e.mtime;
 		e.name = strndup(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
-		if (!e.name || !e.ref) {
+		if (rc || !e.name || !e.ref) {
 			free(e.name);
 			free(e.ref);
-			rc = -ENOMEM;
+			rc = rc ? rc : -ENOMEM;
 			break;
 		}
 		if (d.n == cap) {
@@ -425,6 +506,19 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 		d.e[d.n++] = e;
 	}
 	sqlite3_reset(s);
+	if (!rc) {
+		s = meta_stmt(m, "INSERT INTO pubdirtime(ino, mtime) VALUES(?1, ?2)"
+				 " ON CONFLICT(ino) DO UPDATE SET mtime=excluded.mtime");
+		if (!s)
+			rc = -EIO;
+		else {
+			sqlite3_bind_int64(s, 1, (int64_t)dir);
+			sqlite3_bind_int64(s, 2, newest);
+			if (sqlite3_step(s) != SQLITE_DONE)
+				rc = sqlfail(m);
+			sqlite3_reset(s);
+		}
+	}
 	if (!rc && (d.n || dir == META_ROOT_INO)) {
 		struct tbuf sealed = TBUF_INIT;
 		char key[SNAP_KEY_MAX];
@@ -623,6 +717,44 @@ out:
 	return rc;
 }
 
+/*
+ * The audit record of a publish (inside phase C's transaction): every
+ * object put, the snapshot and head. Old records are pruned at most hourly.
+ */
+static int note_egress(struct pub *p, const struct publish_stats *st)
+{
+	struct meta *m = p->c->meta;
+	const char **keys = calloc(p->nputs + 2, sizeof(*keys));
+	char snap[SNAP_KEY_MAX], head[SNAP_KEY_MAX], path[48];
+	int64_t rec = 0, now = (int64_t)now_real_ns(), last = 0;
+	char *v = NULL;
+	int rc;
+
+	if (!keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->nputs; i++)
+		keys[i] = p->puts[i].key;
+	snap_key_snapshot(p->seq, snap);
+	snap_key_head(head);
+	keys[p->nputs] = snap;
+	keys[p->nputs + 1] = head;
+	snprintf(path, sizeof(path), "snapshot %llu", (unsigned long long)p->seq);
+	rc = audit_note(m, &rec, "publish", 0, path, st->bytes, keys, p->nputs + 2);
+	free(keys);
+	if (!rc && meta_config_get(m, "audit_pruned", &v) == 0 && v)
+		last = strtoll(v, NULL, 10);
+	free(v);
+	if (!rc && (now - last > 3600ll * 1000000000 || now < last)) {
+		char buf[32];
+
+		rc = audit_prune(m, now);
+		snprintf(buf, sizeof(buf), "%lld", (long long)now);
+		if (rc >= 0)
+			rc = meta_config_set(m, "audit_pruned", buf);
+	}
+	return rc < 0 ? rc : 0;
+}
+
 int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 {
 	struct meta *m = c->meta;
@@ -637,7 +769,7 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 	struct meta_attr ra;
 	int64_t dirty = 0, last = 0;
 	sqlite3_stmt *s;
-	int rc;
+	int rc, keyed;
 
 	memset(&p, 0, sizeof(p));
 	memset(st, 0, sizeof(*st));
@@ -661,8 +793,17 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 		tbuf_release(&wsealed);
 		return rc;
 	}
+	/* Snapshots made before keyed file ids and derived times (config
+	 * pub_keyed unset) still show inode numbers in every directory not
+	 * rebuilt since: rebuild them all once. */
+	{
+		char *v = NULL;
+
+		keyed = meta_config_get(m, "pub_keyed", &v) == 0 && v && !strcmp(v, "1");
+		free(v);
+	}
 	wchanged = strcmp(wname, wprev) != 0;
-	if (!dirty && last && !force && !wchanged) {
+	if (!dirty && last && !force && !wchanged && keyed) {
 		c->unlock(c->arg);
 		tbuf_release(&wsealed);
 		return 0; /* nothing changed */
@@ -676,10 +817,18 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 		if (!rc && obj_known(m, key) == 0)
 			rc = add_put(&p, key, &wsealed);
 	}
-	if (!rc && !last)
-		/* the first snapshot: every directory */
+	if (!rc && (!last || !keyed))
+		/* the first snapshot (or the first keyed one): every directory */
 		rc = sqlite3_exec(meta_db(m), "INSERT OR IGNORE INTO pubdirty SELECT ino FROM inode"
 				  " WHERE (mode & 61440) = 16384", NULL, NULL, NULL) == SQLITE_OK ? 0 : sqlfail(m);
+	if (!rc && !keyed)
+		rc = meta_config_set(m, "pub_keyed", "1");
+	/* Whether a symlink may be listed depends on its target, anywhere in
+	 * the volume: directories holding symlinks are rebuilt every time
+	 * (indexed; an unchanged listing costs no store I/O). */
+	if (!rc)
+		rc = sqlite3_exec(meta_db(m), "INSERT OR IGNORE INTO pubdirty SELECT DISTINCT parent FROM dentry"
+				  " WHERE type=10", NULL, NULL, NULL) == SQLITE_OK ? 0 : sqlfail(m);
 	if (!rc)
 		rc = build(&p, root, &dirs, &ndirs);
 	if (!rc && !root[0]) {
@@ -694,6 +843,15 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 	}
 	if (!rc)
 		rc = meta_inode_get(m, META_ROOT_INO, &ra);
+	if (!rc) {
+		/* the root's time, like every directory's, is its exported entries' */
+		s = meta_stmt(m, "SELECT mtime FROM pubdirtime WHERE ino=1");
+		ra.mtime = 0;
+		if (s && sqlite3_step(s) == SQLITE_ROW)
+			ra.mtime = sqlite3_column_int64(s, 0);
+		if (s)
+			sqlite3_reset(s);
+	}
 	if (!rc && !force && last) {
 		/* Nothing exported changed (private activity marks directories
 		 * too): no new snapshot, so the store does not even learn that
@@ -793,6 +951,8 @@ int publish_once(struct publish_ctx *c, int force, struct publish_stats *st)
 				rc = sqlfail(m);
 			sqlite3_reset(s);
 		}
+		if (!rc)
+			rc = note_egress(&p, st);
 		s = meta_stmt(m, "INSERT INTO snapshot(seq, created, root) VALUES(?1, ?2, ?3)");
 		if (!rc && s) {
 			sqlite3_bind_int64(s, 1, (int64_t)p.seq);

@@ -54,6 +54,20 @@ void snap_key_wrules(const char *name, char *out)
 	snprintf(out, SNAP_KEY_MAX, "rules/%.2s/%s", name, name);
 }
 
+int snap_fid(const struct volkey *k, uint64_t ino, uint32_t attempt, uint64_t *fid_out)
+{
+	char buf[64], h[CODEC_NAME_SIZE];
+	int n = attempt ? snprintf(buf, sizeof(buf), "fid:%llu:%u", (unsigned long long)ino, attempt)
+			: snprintf(buf, sizeof(buf), "fid:%llu", (unsigned long long)ino);
+	int rc = codec_chunk_name(k, buf, (size_t)n, h);
+
+	if (rc)
+		return rc;
+	h[16] = '\0';
+	*fid_out = strtoull(h, NULL, 16) >> 2; /* 62 bits: a cloud node numbers its own files from 2^62 */
+	return 0;
+}
+
 int snap_manifest_name(const struct volkey *k, uint64_t fid, int64_t mtime, uint64_t size,
 		       char out[CODEC_NAME_SIZE])
 {

@@ -41,6 +41,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "codec.h"
 #include "keys.h"
 #include "log.h"
@@ -474,7 +475,8 @@ static void *put_main(void *arg)
 	return NULL;
 }
 
-static int put_batch(struct sync *s, struct put_job *jobs, int n)
+/* Put a batch of ino's chunks; what left is noted in its audit record *rec. */
+static int put_batch(struct sync *s, struct put_job *jobs, int n, uint64_t ino, int64_t *rec)
 {
 	pthread_t th[PUT_BATCH];
 	int started[PUT_BATCH] = { 0 }, rc = 0;
@@ -495,6 +497,10 @@ static int put_batch(struct sync *s, struct put_job *jobs, int n)
 	hlock(s);
 	if (!meta_begin(s->meta)) {
 		sqlite3_stmt *st = meta_stmt(s->meta, SQL_OBJ_ADD);
+		char keys[PUT_BATCH][128];
+		const char *kp[PUT_BATCH];
+		uint64_t bytes = 0;
+		size_t nk = 0;
 
 		for (int k = 0; k < n && st; k++) {
 			if (jobs[k].rc)
@@ -503,7 +509,14 @@ static int put_batch(struct sync *s, struct put_job *jobs, int n)
 			sqlite3_bind_text(st, 1, jobs[k].name, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, (int64_t)jobs[k].enc_len);
 			step_done(s, st);
+			obj_key(jobs[k].name, keys[nk], sizeof(keys[nk]));
+			kp[nk] = keys[nk];
+			nk++;
+			bytes += jobs[k].enc_len;
 		}
+		if (nk && audit_note(s->meta, rec, "upload", ino, NULL, bytes, kp, nk))
+			log_error("cannot note the upload of inode %llu in the audit log",
+				  (unsigned long long)ino);
 		if (meta_commit(s->meta, 0))
 			meta_rollback(s->meta);
 	}
@@ -524,6 +537,7 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 	struct tbuf bufs[PUT_BATCH];
 	struct put_job batch[PUT_BATCH];
 	int nbatch = 0;
+	int64_t rec = 0; /* this upload's audit record */
 	uint64_t gen0, n, put = 0;
 	char dname[VOLUME_DATA_NAME_MAX];
 	int fd = -1, rc;
@@ -578,7 +592,7 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 			/* encode and put the batch in parallel, then remember the
 			 * objects before any file references them (so gc finds
 			 * them if this upload is abandoned) */
-			rc = put_batch(s, batch, nbatch);
+			rc = put_batch(s, batch, nbatch, ino, &rec);
 			for (int b = 0; b < nbatch; b++)
 				put += batch[b].rc == 0;
 			nbatch = 0;
@@ -1428,7 +1442,9 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 		struct publish_stats st;
 
 		job_update(s, id, "running", 0, 0, NULL);
-		rc = sync_publish(s, 1, &st);
+		/* not forced: with nothing exported changed, no snapshot (the
+		 * store must not learn that something private happened) */
+		rc = sync_publish(s, 0, &st);
 		if (rc)
 			snprintf(err, sizeof(err), "publish: %s", store_errmsg()[0] ? store_errmsg() : strerror(-rc));
 		job_update(s, id, rc ? "failed" : "done", st.seq, st.objects, rc ? err : NULL);
@@ -1594,14 +1610,18 @@ static void serve_requests(struct sync *s)
 
 		if (store_get(s->store, l.keys[i], 0, STORE_WHOLE, &b) == 0 &&
 		    snap_request_decode(&s->key, l.keys[i], b.data, b.len, &rq) == 0) {
+			uint64_t ino = 0;
+
 			hlock(s);
-			if (!file_facts(s, rq.fid, &f) && S_ISREG(f.mode) && f.nlink &&
-			    f.placement != PLACEMENT_PRIVATE && !meta_begin(s->meta)) {
+			/* the fid is the published one (snap_fid()): map it back */
+			if (!publish_fid_ino(s->meta, rq.fid, &ino) && !file_facts(s, ino, &f) &&
+			    S_ISREG(f.mode) && f.nlink && f.placement != PLACEMENT_PRIVATE &&
+			    !meta_begin(s->meta)) {
 				if (f.sync_state == SYNC_LOCAL || f.sync_state == SYNC_QUEUED)
-					placement_queue_upload(s->meta, rq.fid, 0);
+					placement_queue_upload(s->meta, ino, 0);
 				if (meta_commit(s->meta, 0))
 					meta_rollback(s->meta);
-				log_info("a cloud mount asked for inode %llu", (unsigned long long)rq.fid);
+				log_info("a cloud mount asked for inode %llu", (unsigned long long)ino);
 			}
 			hunlock(s);
 		} else {

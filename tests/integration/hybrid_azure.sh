@@ -3,8 +3,10 @@
 # loopback, SharedKey signatures checked): a home mount formatted with
 # --store azure://, a mirrored tree (small, 9 MiB multi-chunk, sparse, empty,
 # symlink, nested) and an on-demand file; one cloud mount reads everything
-# byte-exact, the on-demand file through a request to home; no plaintext
-# name or content in azurite's data.
+# byte-exact, the on-demand file through a request to home; write-back's
+# basic path: a node with its own key writes a result (temp-then-rename)
+# that home imports and acknowledges; no plaintext name or content in
+# azurite's data.
 . "$TIERFS_SRC/tests/integration/lib.sh"
 tfs_setup
 . "$TIERFS_SRC/tests/integration/sync_lib.sh"
@@ -37,6 +39,8 @@ H=$T/home
 "$TIERFS" format --store "$URL" "$VOL" >/dev/null || fail "tierfs format --store $URL"
 "$TIERFS" policy add exp --volume "$VOL" --path '/exp/**' --placement mirror --settle 1s >/dev/null || fail "policy add"
 "$TIERFS" policy add od --volume "$VOL" --path '/od/**' --placement on-demand >/dev/null || fail "policy add"
+"$TIERFS" policy add res --volume "$VOL" --path '/res/**' --placement mirror --settle 1s --cloud-write \
+	>/dev/null || fail "policy add --cloud-write"
 tfs_mount "$VOL" "$H" -o sync_interval=1,publish_interval=1,recall_timeout=3,gc_grace=-1
 "$TIERFS" key export --volume "$VOL" >"$T/key" || fail "tierfs key export"
 
@@ -71,6 +75,25 @@ note "on-demand read after $(($(date +%s) - start)) s"
 [ "$(stat -c %s "$T/m1/exp/sparse_$TOK.img")" = "$(stat -c %s "$H/exp/sparse_$TOK.img")" ] || tfs_problem "sparse size"
 [ -e "$T/m1/priv_$TOK" ] && tfs_problem "the private directory is visible"
 echo "ok - home on azurite; a cloud mount reads the tree byte-exact"
+
+note "write-back on azurite: a node writes a result, home imports it"
+"$TIERFS" node add az-node --volume "$VOL" --out "$T/node.key" >/dev/null || fail "tierfs node add"
+mkdir -p "$T/n1"
+TFS_MOUNTS+=("$T/n1")
+TFS_VOLUMES+=("$T/cn1")
+timeout 30 "$TIERFS" mount --cloud --key-file "$T/node.key" --cache "$T/cn1" -o poll=1,request_timeout=20 \
+	"$URL" "$T/n1" || fail "cloud mount with a node key"
+mkdir -p "$T/n1/res/run_$TOK" || tfs_problem "mkdir in the writable area on azurite"
+head -c 5242880 /dev/urandom >"$T/result.bin"
+cp "$T/result.bin" "$T/n1/res/run_$TOK/.part" && mv "$T/n1/res/run_$TOK/.part" "$T/n1/res/run_$TOK/result_$TOK.bin" ||
+	tfs_problem "temp-then-rename on the node"
+echo "x" >"$T/n1/exp/refused_$TOK" 2>/dev/null && tfs_problem "a write outside the cloud-write rule was accepted"
+"$TIERFS" sync --imported --timeout=120 "$T/n1" || tfs_problem "sync --imported on azurite"
+cmp -s "$T/result.bin" "$H/res/run_$TOK/result_$TOK.bin" || tfs_problem "home: the node's result differs or is missing"
+[ -e "$H/res/run_$TOK/.part" ] && tfs_problem "home: the temporary name is there"
+"$TIERFS" status "$T/n1/res/run_$TOK/result_$TOK.bin" | grep -q imported || tfs_problem "node: state is not imported"
+cloud_umount "$T/n1" "$T/cn1"
+echo "ok - write-back on azurite: imported byte-exact, acknowledged"
 
 n=$(find "$T/azurite" -type f | wc -l)
 [ "$n" -gt 0 ] || tfs_problem "azurite stored nothing under $T/azurite"

@@ -18,7 +18,7 @@ OW="$TIERFS_BIN_DIR/tests/outbox_writer"
 [ -x "$OW" ] || fail "outbox_writer is not built ($OW)"
 IMP_VOL=$T/vol
 IMP_HOME=$T/home
-IMP_OPTS=sync_interval=1,publish_interval=1,gc_grace=5
+IMP_OPTS=sync_interval=1,publish_interval=1,gc_grace=5,outbox_grace=5
 
 jq_() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 node_field() { "$TIERFS" node list --json --volume "$IMP_VOL" | jq_ "[n['$2'] for n in j if n['name'] == '$1'][0]"; }

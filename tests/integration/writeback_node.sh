@@ -182,13 +182,15 @@ case $(state_of "$O/outage.txt") in uploaded*) ;; *) tfs_problem "state after th
 echo "ok - store outage: queued, then uploaded"
 
 note "umount -l says what stays staged"
-chattr +i "$T/store/outbox" 2>/dev/null || { mv "$T/store" "$T/store.away"; MOVED=1; }
+MOVED=0
+IMM=("$T/store/outbox"/*/cs "$T/store/outbox"/*/chunks)
+chattr +i "${IMM[@]}" 2>/dev/null || { mv "$T/store" "$T/store.away"; MOVED=1; }
 echo "left behind $TOK" >"$O/left.txt"
 "$TIERFS" umount -l "$M" 2>"$T/ul.err" || tfs_problem "umount -l failed"
 grep -q "stays staged" "$T/ul.err" || tfs_problem "umount -l did not say what is left: $(cat "$T/ul.err")"
 for ((i = 0; i < 100; i++)); do flock -n "$T/c/lock" true && break; sleep 0.2; done
-[ "${MOVED:-0}" = 1 ] && [ -d "$T/store.away" ] && mv "$T/store.away" "$T/store"
-chattr -i "$T/store/outbox" 2>/dev/null
+[ "$MOVED" = 1 ] && mv "$T/store.away" "$T/store"
+[ "$MOVED" = 0 ] && chattr -i "${IMM[@]}"
 nmount "$M" "$T/c"
 [ "$(cat "$O/left.txt")" = "left behind $TOK" ] || tfs_problem "left.txt after umount -l and remount"
 "$TIERFS" sync --wait --timeout=30 "$M" || tfs_problem "sync of what was left"

@@ -1116,6 +1116,65 @@ static void test_explain_catch_all(void **state)
 	free(text);
 }
 
+/* ---- shadowed rules ---- */
+
+struct covers_case {
+	const char *a, *b;
+	bool covers;
+};
+
+static const struct covers_case covers_cases[] = {
+	{ "--placement mirror", "--path '/finance/**' --placement private", true },
+	{ "--path '/**' --placement mirror", "--min-size 1M --placement private", true },
+	{ "--path '/data/**' --placement mirror", "--path '/data/**' --placement private", true },
+	{ "--path '/data/**' --placement mirror", "--path '/data/x/*.csv' --placement private", true },
+	{ "--path '/data/**' --placement mirror", "--path /data --placement private", true },
+	{ "--path '/data/**' --placement mirror", "--path '/database/**' --placement private", false },
+	{ "--path '/data/**' --placement mirror", "--path '/dat*/x' --placement private", false },
+	{ "--path '/data/**' --placement mirror", "--placement private", false },
+	{ "--path '/d*/**' --placement mirror", "--path '/data/x' --placement private", false },
+	{ "--path '/a/*.csv' --placement mirror", "--path '/a/x.csv' --placement private", false },
+	{ "--min-size 1M --placement mirror", "--placement private", false },
+	{ "--min-size 1M --placement mirror", "--min-size 2M --placement private", true },
+	{ "--min-size 2M --placement mirror", "--min-size 1M --placement private", false },
+	{ "--max-size 1G --placement mirror", "--max-size 1M --placement private", true },
+	{ "--older-than 7d --placement mirror", "--older-than 30d --placement private", true },
+	{ "--older-than 30d --placement mirror", "--older-than 7d --placement private", false },
+	{ "--newer-than 7d --placement mirror", "--newer-than 1d --placement private", true },
+	{ "--idle 1d --placement mirror", "--placement private", false },
+	{ "--owner 1000 --placement mirror", "--owner 1000 --path '/x/**' --placement private", true },
+	{ "--owner 1000 --placement mirror", "--owner 1001 --placement private", false },
+	{ "--tag user.c --placement mirror", "--tag user.c=x --placement private", true },
+	{ "--tag user.c=x --placement mirror", "--tag user.c --placement private", false },
+	{ "--tag user.c=x --placement mirror", "--tag user.c=x --placement private", true },
+};
+
+static void test_covers(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(covers_cases) / sizeof(covers_cases[0]); i++) {
+		const struct covers_case *c = &covers_cases[i];
+		const char *specs[2] = { c->a, c->b };
+		struct policy_rule *r = load_rules(specs, 2);
+
+		if (policy_rule_covers(&r[0], &r[1]) != c->covers)
+			fail_msg("'%s' covers '%s': expected %d", c->a, c->b, c->covers);
+		assert_true(policy_rule_covers(&r[1], &r[1]));
+		free_rules(r, 2);
+	}
+	{
+		const char *specs[4] = { "--placement mirror", "--placement tier --export --evict-after 1d", "--placement tier --evict-after 1d",
+					 "--placement private" };
+		struct policy_rule *r = load_rules(specs, 4);
+
+		assert_true(policy_rule_exports(&r[0]));
+		assert_true(policy_rule_exports(&r[1]));
+		assert_false(policy_rule_exports(&r[2]));
+		assert_false(policy_rule_exports(&r[3]));
+		free_rules(r, 4);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1138,6 +1197,7 @@ int main(void)
 		cmocka_unit_test(test_next_eval_property),
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_explain_catch_all),
+		cmocka_unit_test(test_covers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
