@@ -368,7 +368,6 @@ static void set_res(struct cset *c, size_t i, const struct stat *st)
 {
 	c->res[i] = *st;
 	c->have_res[i] = 1;
-	c->r[i].fid = st->st_ino;
 	c->r[i].mtime = (int64_t)st->st_mtim.tv_sec * NS + st->st_mtim.tv_nsec;
 	c->r[i].size = (uint64_t)st->st_size;
 }
@@ -1080,7 +1079,12 @@ static int commit_set(struct cset *c, struct tbuf *ack)
 		a.snap_seq = (uint64_t)sqlite3_column_int64(s, 0);
 	if (s)
 		sqlite3_reset(s);
-	rc = outbox_ack_encode(c->nk, &a, ack);
+	/* the ack names home's versions by the ids snapshots show, never by inode number */
+	for (size_t i = 0; !rc && i < cs->n; i++)
+		if (c->have_res[i])
+			rc = publish_fid(im->meta, &im->key, c->res[i].st_ino, &c->r[i].fid);
+	if (!rc)
+		rc = outbox_ack_encode(c->nk, &a, ack);
 	s = meta_stmt(im->meta, "INSERT OR REPLACE INTO import(node, serial, seq, state, ack, changes,"
 				" applied, done) VALUES(?1, ?2, ?3, 'applied', ?4, ?5, ?6, NULL)");
 	if (!rc && s) {

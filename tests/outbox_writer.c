@@ -22,7 +22,7 @@
  *   symlink PATH TARGET [base=B]
  *   delete PATH [base=B]
  *   attr PATH MODE [mtime=SECONDS] [base=B]
- * with B = none | home:FILE (that file's inode, mtime and size, as a node
+ * with B = none | home:FILE (that file's id, mtime and size, as a node
  * sees them in a snapshot; FILE is a path on the home mount) | own:SEQ:IDX.
  */
 #include <errno.h>
@@ -94,7 +94,8 @@ static void parse_base(const char *b, struct outbox_change *c)
 		if (lstat(b + 5, &s))
 			die("cannot stat", b + 5, -errno);
 		c->base = OUTBOX_BASE_HOME;
-		c->base_fid = s.st_ino;
+		if (snap_fid(&k.vol, s.st_ino, 0, &c->base_fid)) /* the id snapshots show */
+			die("cannot make the file id of", b + 5, -EIO);
 		c->base_mtime = (int64_t)s.st_mtim.tv_sec * 1000000000 + s.st_mtim.tv_nsec;
 		c->base_size = (uint64_t)s.st_size;
 	} else if (!strncmp(b, "own:", 4) &&
