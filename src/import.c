@@ -110,6 +110,7 @@ struct import {
 	pthread_cond_t cv;
 	int stop;
 	int cancel;             /* set once at stop (atomically): store calls abort */
+	char last_msg[256];    /* the last node_error(), thread only */
 	struct stale *stale;   /* thread only */
 	size_t nstale;
 };
@@ -217,7 +218,10 @@ static void node_error(struct import *im, const char *node, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_warn("import from node '%s': %s", node, msg);
+	/* a set retried every pass (home's disk full, the mount busy) logs once */
+	if (strcmp(im->last_msg, msg))
+		log_warn("import from node '%s': %s", node, msg);
+	snprintf(im->last_msg, sizeof(im->last_msg), "%s", msg);
 	exec_tx(im, "UPDATE node SET last_error=?5 WHERE name=?1", node, 0, 0, 0, msg);
 }
 
