@@ -386,6 +386,19 @@ imp_conflicts()
 	n=$("$TIERFS" status --conflicts --json --volume "$IMP_VOL" | jq_ 'len([c for c in j["conflicts"] if c["copy"]])')
 	[ "$n" = 3 ] || tfs_problem "status --conflicts --json lists $n copies, expected 3"
 	imp_wait_field gpu1 conflicts 4
+	# past 16 conflict copies of one path a change is kept aside; the rest of the set goes on
+	echo "home's cap" >"$d/cap.txt"
+	: >"$T/d18"
+	for i in $(seq 1 17); do printf 'file /jobs/q3/out/cap.txt 0644 %s\n' "$T/c1" >>"$T/d18"; done
+	printf 'file /jobs/q3/out/after-cap.txt 0644 %s\n' "$T/c2" >>"$T/d18"
+	ow gpu2 write 4 "$T/d18" >/dev/null || fail "write gpu2 4"
+	imp_wait_ack gpu2 4 || return
+	[ "$(grep -c '^conflict' "$T/ack")" = 16 ] || tfs_problem "cap: $(grep -c '^conflict' "$T/ack") conflict copies, expected 16"
+	expect_ack 17 "kept*16 conflict copies already kept*"
+	expect_ack 18 "imported*"
+	[ "$(ls "$d" | grep -c '^cap\.conflict-gpu2-')" = 16 ] || tfs_problem "cap: $(ls "$d" | grep -c '^cap\.conflict-gpu2-') copies at home"
+	[ "$(cat "$d/cap.txt")" = "home's cap" ] || tfs_problem "cap: home's version was not kept"
+	cmp -s "$T/c2" "$d/after-cap.txt" || tfs_problem "cap: the rest of the set was not applied"
 }
 
 # imp_crash STEP SEQ: the mount dies right after STEP of set SEQ; a remount imports it once.
