@@ -128,6 +128,9 @@ struct cset {
 	uint64_t quota_used;
 	uint64_t files, bytes, rejected, conflicts;
 	int redo;                  /* an earlier attempt may have placed files: look for them */
+	char *pdir;                /* the directory of the last change_parent() (volume path) */
+	int pfd;                   /* open on it, or -1 */
+	int pdirty;                /* entries placed in it since its last fsync */
 };
 
 static void hlock(struct import *im)
@@ -535,7 +538,8 @@ static int place(struct cset *c, size_t i, int dirfd, const char *name, struct s
 		unlinkat(dirfd, tmp, 0);
 		return rc;
 	}
-	return fsync(dirfd) ? -errno : 0;
+	c->pdirty = 1; /* dirfd is the kept directory: fsync'd before the set commits */
+	return 0;
 }
 
 /* "NAME.conflict-NODE-YYYYMMDD-HHMMSS[.EXT]" (home's clock, UTC), unused in dirfd. */
@@ -629,15 +633,47 @@ static char *sibling(const char *path, const char *leaf)
 	return out;
 }
 
+/* fsync the kept directory if entries were placed in it, and let it go. */
+static int parent_flush(struct cset *c)
+{
+	int rc = 0;
+
+	if (c->pfd >= 0 && c->pdirty && fsync(c->pfd))
+		rc = -errno;
+	if (c->pfd >= 0)
+		close(c->pfd);
+	free(c->pdir);
+	c->pdir = NULL;
+	c->pfd = -1;
+	c->pdirty = 0;
+	return rc;
+}
+
 /*
  * The directory holding change i's path, with the directories on the way
  * made where allowed; a refusal becomes change i's result (-ECANCELED).
  */
 static int change_parent(struct cset *c, size_t i, const char **leaf)
 {
+	const char *path = c->cs->ch[i].path, *slash = strrchr(path, '/');
 	char bad[OUTBOX_PATH_MAX + 1] = "", msg[OUTBOX_PATH_MAX + 64];
-	int fd = open_parent(c->im, c->cs->ch[i].path, 1, dir_allowed, leaf, bad, sizeof(bad));
+	size_t dlen = (size_t)(slash - path);
+	int fd;
 
+	/* many files of a set share a directory: keep it open (and fsync it once) */
+	if (c->pfd >= 0 && strlen(c->pdir) == dlen && !memcmp(c->pdir, path, dlen)) {
+		*leaf = slash + 1;
+		fd = dup(c->pfd);
+		return fd < 0 ? -errno : fd;
+	}
+	fd = parent_flush(c);
+	if (fd)
+		return fd;
+	fd = open_parent(c->im, path, 1, dir_allowed, leaf, bad, sizeof(bad));
+	if (fd >= 0) {
+		c->pdir = strndup(path, dlen);
+		c->pfd = c->pdir ? dup(fd) : -1;
+	}
 	if (fd != -EPERM && fd != -ENOTDIR)
 		return fd;
 	snprintf(msg, sizeof(msg), fd == -EPERM ? "no rule lets a node create directory '%s'" :
@@ -771,10 +807,7 @@ static int apply_dir(struct cset *c, size_t i)
 		rc = -errno;
 		goto out;
 	}
-	if (fsync(dirfd)) {
-		rc = -errno;
-		goto out;
-	}
+	c->pdirty = 1;
 	set_res(c, i, &st);
 	rc = set_result(c, i, OUTBOX_IMPORTED, "");
 out:
@@ -937,7 +970,7 @@ static int apply_changes(struct cset *c)
 {
 	const struct outbox_cs *cs = c->cs;
 	size_t *ord = malloc((cs->n ? cs->n : 1) * sizeof(*ord));
-	int rc = 0;
+	int rc = 0, rc2;
 
 	if (!ord)
 		return -ENOMEM;
@@ -951,6 +984,8 @@ static int apply_changes(struct cset *c)
 			    (phase == 1 && op != OUTBOX_DIR && op != OUTBOX_DELETE))
 				ord[n++] = i;
 		}
+		if (phase == 2 && (rc = parent_flush(c)))
+			break; /* deletes may remove the kept directory */
 		if (phase != 1) {
 			qsort_r(ord, n, sizeof(*ord), phase == 0 ? by_depth_asc : by_depth_desc,
 				(void *)cs);
@@ -985,7 +1020,8 @@ static int apply_changes(struct cset *c)
 		}
 	}
 	free(ord);
-	return rc;
+	rc2 = parent_flush(c);
+	return rc ? rc : rc2;
 }
 
 /* ---- change sets ---- */
@@ -1273,6 +1309,7 @@ static int import_set(struct import *im, const struct node_key *nk, const struct
 	c.nk = nk;
 	c.ni = ni;
 	c.cs = &cs;
+	c.pfd = -1;
 	/* A 'started' row: an earlier attempt may have placed some files. */
 	c.redo = node_row(im, "SELECT 1 FROM import WHERE node=?1 AND serial=?2 AND seq=?3", nk, NULL,
 			  cs.seq);
