@@ -1423,8 +1423,8 @@ static int cmp_str(const void *a, const void *b)
 
 /*
  * Chunks of change sets that never committed (a node killed mid-upload):
- * a set's chunks are deleted once their number has not changed for the gc
- * grace while no commit names the set (a node still uploading keeps adding
+ * a set's chunks are deleted once their number has not changed for outbox_grace
+ * while no commit names the set (a node still uploading keeps adding
  * chunks); chunks of sets already applied go at once.
  */
 static void sweep_chunks(struct import *im, const struct node_key *nk, uint64_t last_seq,
