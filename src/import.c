@@ -780,20 +780,37 @@ static int apply_dir(struct cset *c, size_t i)
 	const struct outbox_change *ch = &c->cs->ch[i];
 	const char *leaf;
 	struct stat st, dst;
-	int dirfd, rc = 0;
+	int dirfd, have, rc = 0;
 
 	if (!strcmp(ch->path, "/"))
 		return set_result(c, i, OUTBOX_IMPORTED, "");
 	dirfd = change_parent(c, i, &leaf);
 	if (dirfd < 0)
 		return dirfd == -ECANCELED ? 0 : dirfd;
-	if (fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		rc = S_ISDIR(st.st_mode) ? set_result(c, i, OUTBOX_IMPORTED, "") :
-		     set_result(c, i, OUTBOX_CONFLICT, "a file at home has this name; directory not made");
-		if (S_ISDIR(st.st_mode))
-			set_res(c, i, &st);
-		else
-			c->conflicts++;
+	have = fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!have && errno != ENOENT) {
+		rc = -errno;
+		goto out;
+	}
+	if (have && !S_ISDIR(st.st_mode)) {
+		c->conflicts++;
+		rc = set_result(c, i, OUTBOX_CONFLICT, "a file at home has this name; directory not made");
+		goto out;
+	}
+	if (have) {
+		/* a node's chmod of a directory inside its area; those on the way stay home's */
+		struct policy_file f = { .path = ch->path, .uid = st.st_uid, .gid = st.st_gid };
+
+		f.mtime = mtime_ns(&st);
+		f.atime = (int64_t)now_real_ns();
+		if ((st.st_mode & 0777) != (ch->mode & 0777) && rule_allows(c->im, &f) &&
+		    (fchmodat(dirfd, leaf, ch->mode & 0777, 0) ||
+		     fstatat(dirfd, leaf, &st, AT_SYMLINK_NOFOLLOW))) {
+			rc = -errno;
+			goto out;
+		}
+		set_res(c, i, &st);
+		rc = set_result(c, i, OUTBOX_IMPORTED, "");
 		goto out;
 	}
 	if (mkdirat(dirfd, leaf, ch->mode & 0777) && errno != EEXIST) {

@@ -371,6 +371,12 @@ imp_conflicts()
 	imp_wait_ack gpu1 16 && expect_ack 1 "imported*" && expect_ack 2 "imported*"
 	[ "$(stat -c '%a %Y' "$d/e.txt")" = "600 1500000000" ] || tfs_problem "attr: e.txt is $(stat -c '%a %Y' "$d/e.txt")"
 	[ -d "$d/emptyd" ] || tfs_problem "dir: emptyd not made"
+	# a directory's mode: changed inside the writable area, never on the way to it
+	printf 'dir /jobs/q3/out/emptyd 0750\ndir /jobs 0700\n' >"$T/d17a"
+	ow gpu2 write 4 "$T/d17a" >/dev/null || fail "write gpu2 4"
+	imp_wait_ack gpu2 4 && expect_ack 1 "imported*" && expect_ack 2 "imported*"
+	[ "$(stat -c %a "$d/emptyd")" = 750 ] || tfs_problem "dir mode inside the area: $(stat -c %a "$d/emptyd")"
+	[ "$(stat -c %a "$IMP_HOME/jobs")" = 755 ] || tfs_problem "a node changed the mode of /jobs: $(stat -c %a "$IMP_HOME/jobs")"
 	# a node deletes its own unchanged file, an empty directory, a directory home filled
 	printf 'delete /jobs/q3/out/e.txt base=own:16:0\ndelete /jobs/q3/out/emptyd\ndelete /jobs/q3/out/sub\n' >"$T/d17"
 	ow gpu1 write 17 "$T/d17" >/dev/null || fail "write 17"
@@ -391,8 +397,8 @@ imp_conflicts()
 	: >"$T/d18"
 	for i in $(seq 1 17); do printf 'file /jobs/q3/out/cap.txt 0644 %s\n' "$T/c1" >>"$T/d18"; done
 	printf 'file /jobs/q3/out/after-cap.txt 0644 %s\n' "$T/c2" >>"$T/d18"
-	ow gpu2 write 4 "$T/d18" >/dev/null || fail "write gpu2 4"
-	imp_wait_ack gpu2 4 || return
+	ow gpu2 write 5 "$T/d18" >/dev/null || fail "write gpu2 5"
+	imp_wait_ack gpu2 5 || return
 	[ "$(grep -c '^conflict' "$T/ack")" = 16 ] || tfs_problem "cap: $(grep -c '^conflict' "$T/ack") conflict copies, expected 16"
 	expect_ack 17 "kept*16 conflict copies already kept*"
 	expect_ack 18 "imported*"
