@@ -219,6 +219,14 @@ imp_rules()
 	cmp -s "$T/o" "$IMP_HOME/jobs/q4/out/new/deep.txt" || tfs_problem "directories on the way to a writable area were not made"
 	log_has "'/data/evil.txt' rejected: outside every --cloud-write rule" || tfs_problem "no log line for a rejected change"
 	imp_wait_field gpu1 rejected 4
+	# A symlink a node made never leads a later write out of the area.
+	printf 'symlink /jobs/q3/out/esc ../in\n' >"$T/d3b"
+	printf 'file /jobs/q3/out/esc/evil.txt 0644 %s\n' "$T/o" >>"$T/d3b"
+	ow gpu4 write 100 "$T/d3b" >/dev/null || fail "outbox_writer write gpu4 100"
+	imp_wait_ack gpu4 100 || return
+	expect_ack 1 "imported*"
+	expect_ack 2 "rejected*not a directory at home*"
+	[ -e "$IMP_HOME/jobs/q3/in/evil.txt" ] && tfs_problem "a write went through a node's symlink out of the area"
 	# A forged commit naming '..': sealed with gpu1's own key, refused as a whole.
 	cat >"$T/d4" <<-EOF
 		file /jobs/q3/out/AA/evil.txt 0644 $T/o
