@@ -1512,15 +1512,21 @@ static int upload_files(struct wb *wb, uint64_t seq, struct pend *v, size_t n)
 	return rc;
 }
 
+/*
+ * The next change set's number. A new journal (a new cache disk, a wiped
+ * cache) starts at the time in seconds << 16, above every number an earlier
+ * journal of this key used (it makes at most one set per second), so home
+ * never takes a new set for a replay of an old one.
+ */
 static uint64_t next_seq(struct wb *wb)
 {
-	sqlite3_stmt *s = prep(wb, "SELECT coalesce(max(seq), 0) + 1 FROM cs");
-	uint64_t seq = 1;
+	sqlite3_stmt *s = prep(wb, "SELECT max(seq) FROM cs");
+	uint64_t seq = 0;
 
 	if (s && sqlite3_step(s) == SQLITE_ROW)
 		seq = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
-	return seq;
+	return seq ? seq + 1 : (now_real_ns() / 1000000000ull) << 16;
 }
 
 /* Build, seal and record one change set of the dirty entries. 0 (also when none), -errno. */
