@@ -498,13 +498,13 @@ static int walk(struct cloud *cl, const struct snap_root *r, const char *path, s
 			rc = -ENOENT;
 		dobj_put(cl, d);
 	}
-	if (!rc) {
-		cur.path = p;
-		p = NULL;
+	/* strtok_r cut p at every '/': the path is the caller's, whole */
+	if (!rc && !(cur.path = strdup(path)))
+		rc = -ENOMEM;
+	if (!rc)
 		*out = cur;
-	} else {
+	else
 		ninfo_release(&cur);
-	}
 	free(p);
 	return rc;
 }
@@ -1177,8 +1177,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fhandle *h = NULL;
 	struct ninfo i;
 	struct cnode *n;
-	int rc, write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	int rc, write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC), tries = 0;
 
+again:
 	rc = node_get(cl, ino, &i);
 	if (rc)
 		goto out;
@@ -1201,8 +1202,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (i.wb_id) {
 		rc = open_staged(cl, req, &i, fi);
 		ninfo_release(&i);
+		if (rc == -EAGAIN && ++tries < 3)
+			goto again; /* the overlay let go of it meanwhile */
 		if (rc)
-			fuse_reply_err(req, -rc);
+			fuse_reply_err(req, rc == -EAGAIN ? ESTALE : -rc);
 		return;
 	}
 	h = calloc(1, sizeof(*h));
@@ -1301,18 +1304,29 @@ static int open_staged(struct cloud *cl, fuse_req_t req, const struct ninfo *i, 
 	pthread_mutex_init(&h->lock, NULL);
 	h->ino = i->ino;
 	h->wb_id = i->wb_id;
+	h->fd = -1;
+	/* a writer keeps the entry from being dropped; it may have gone already */
+	if (write && wb_take_writer(cl->wb, i->wb_id)) {
+		handle_free(h);
+		return -EAGAIN;
+	}
+	h->wmode = write;
 	h->path = strdup(i->path);
 	h->fd = wb_open_data(cl->wb, i->wb_id, write ? O_RDWR : O_RDONLY);
 	if (!h->path || h->fd < 0) {
 		int rc = h->fd < 0 ? h->fd : -ENOMEM;
 
+		if (h->wmode)
+			wb_writer(cl->wb, h->wb_id, -1);
+		if (rc == -ENOENT && !h->wmode) {
+			handle_free(h);
+			return -EAGAIN; /* dropped meanwhile: home's version is there now */
+		}
 		log_error("cannot open the staged data of '/%s': %s", i->path, strerror(-rc));
 		handle_free(h);
 		return rc == -ENOENT ? -EIO : rc;
 	}
 	if (write) {
-		h->wmode = 1;
-		wb_writer(cl->wb, h->wb_id, 1);
 		if ((fi->flags & O_TRUNC) && ftruncate(h->fd, 0) == 0) {
 			h->wrote = 1;
 			wb_wrote(cl->wb, h->wb_id, 0, now_ns_real());
@@ -1774,8 +1788,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct wb_attr a;
 	struct stat st;
 	int64_t now = now_ns_real();
-	int rc;
+	int rc, retried = 0;
 
+again:
 	memset(&a, 0, sizeof(a));
 	rc = node_get(cl, ino, &i);
 	if (rc) {
@@ -1842,6 +1857,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	rc = wb_set(cl->wb, &a);
 out:
+	if (rc == -ENOENT && cl->wb && !retried++) {
+		/* the overlay let go of the entry meanwhile: again, from home's version */
+		wb_attr_release(&a);
+		ninfo_release(&i);
+		goto again;
+	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
 	} else {

@@ -207,7 +207,8 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS cs(seq INTEGER PRIMARY KEY, state INTEGER NOT NULL, obj BLOB NOT NULL,"
 	" n INTEGER NOT NULL, bytes INTEGER NOT NULL, created INTEGER NOT NULL, snap_seq INTEGER);"
 	"CREATE TABLE IF NOT EXISTS change(seq INTEGER NOT NULL, idx INTEGER NOT NULL, path BLOB NOT NULL,"
-	" PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
+	" base INTEGER NOT NULL, base_fid INTEGER NOT NULL, base_mtime INTEGER NOT NULL,"
+	" base_size INTEGER NOT NULL, PRIMARY KEY(seq, idx)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS log(path BLOB PRIMARY KEY, seq INTEGER NOT NULL, state INTEGER NOT NULL,"
 	" detail TEXT, at INTEGER NOT NULL) WITHOUT ROWID;";
 
@@ -418,7 +419,7 @@ static int check_owner(struct wb *wb, char *err, size_t errlen)
 	return rc;
 }
 
-/* Temporary files of copies cut short by a crash. */
+/* Temporary files of copies cut short by a crash, data files no entry names. */
 static void clean_tmp(struct wb *wb)
 {
 	char p[4200];
@@ -427,9 +428,14 @@ static void clean_tmp(struct wb *wb)
 
 	snprintf(p, sizeof(p), "%s/data", wb->dir);
 	d = opendir(p);
-	while (d && (de = readdir(d)))
-		if (!strncmp(de->d_name, "tmp.", 4))
+	while (d && (de = readdir(d))) {
+		char *end;
+		unsigned long long id = strtoull(de->d_name, &end, 10);
+
+		/* copies cut short, and data of entries gone while a file was open */
+		if (!strncmp(de->d_name, "tmp.", 4) || (!*end && end != de->d_name && !find_id(wb, id)))
 			unlinkat(dirfd(d), de->d_name, 0);
+	}
 	if (d)
 		closedir(d);
 }
@@ -570,6 +576,12 @@ int wb_set(struct wb *wb, struct wb_attr *a)
 
 	pthread_mutex_lock(&wb->lock);
 	old = find_path(wb, a->path);
+	if (a->id && !(old && old->a.id == a->id) && a->kind != WB_GONE && !a->open_writer &&
+	    (!find_id(wb, a->id) || find_id(wb, a->id) != old)) {
+		/* an update of an entry that went meanwhile (dropped, renamed): the caller starts again */
+		pthread_mutex_unlock(&wb->lock);
+		return -ENOENT;
+	}
 	if (old && old->a.id == a->id && a->id) {
 		/* an update of the same entry: its base and history stay */
 		struct wb_attr n;
@@ -791,6 +803,21 @@ int wb_rename(struct wb *wb, const char *from, const char *to, const struct wb_a
 					rc = -ENOMEM;
 					break;
 				}
+				/* an entry already there (a delete of home's file): this one
+				 * stands in its place, on what home has there */
+				{
+					struct went *x = find_path(wb, np);
+
+					if (x && x != c) {
+						c->a.base = x->a.base;
+						c->a.base_fid = x->a.base_fid;
+						c->a.base_mtime = x->a.base_mtime;
+						c->a.base_size = x->a.base_size;
+						unlink_entry(wb, x);
+						row_del(wb, x->a.id);
+						free_entry(wb, x, x->writers == 0);
+					}
+				}
 				unlink_entry(wb, c);
 				free(c->a.path);
 				c->a.path = np;
@@ -847,6 +874,18 @@ int wb_open_data(struct wb *wb, uint64_t id, int flags)
 	data_path(wb, id, p, sizeof(p));
 	fd = open(p, flags | O_CLOEXEC, 0600);
 	return fd < 0 ? -errno : fd;
+}
+
+int wb_take_writer(struct wb *wb, uint64_t id)
+{
+	struct went *e;
+
+	pthread_mutex_lock(&wb->lock);
+	e = find_id(wb, id);
+	if (e && e->a.kind == WB_FILE)
+		e->writers++;
+	pthread_mutex_unlock(&wb->lock);
+	return e && e->a.kind == WB_FILE ? 0 : -ENOENT;
 }
 
 void wb_writer(struct wb *wb, uint64_t id, int delta)
@@ -1135,7 +1174,21 @@ static int apply_ack(struct wb *wb, const struct outbox_ack *a)
 			e->a.detail = r->detail ? strdup(r->detail) : NULL;
 			if (r->state == OUTBOX_REJECTED && r->detail &&
 			    !strcmp(r->detail, OUTBOX_REASON_MISSING)) {
-				/* its chunks were collected while this node stalled: send it again */
+				/* its chunks were collected while this node stalled: send it
+				 * again, on the base it was sent on (home never applied it) */
+				s = prep(wb, "SELECT base, base_fid, base_mtime, base_size FROM change"
+					 " WHERE seq=?1 AND idx=?2");
+				if (s) {
+					sqlite3_bind_int64(s, 1, (sqlite3_int64)a->seq);
+					sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+					if (sqlite3_step(s) == SQLITE_ROW) {
+						e->a.base = (uint8_t)sqlite3_column_int(s, 0);
+						e->a.base_fid = (uint64_t)sqlite3_column_int64(s, 1);
+						e->a.base_mtime = sqlite3_column_int64(s, 2);
+						e->a.base_size = (uint64_t)sqlite3_column_int64(s, 3);
+					}
+					sqlite3_finalize(s);
+				}
 				mark_dirty(e);
 				log_info("write-back: '%s' goes home again (its chunks were gone)", path);
 			}
@@ -1407,7 +1460,17 @@ static int upload_files(struct wb *wb, uint64_t seq, struct pend *v, size_t n)
 
 	for (size_t i = 0; i < n; i++)
 		if (v[i].a.kind == WB_FILE) {
-			v[i].nc = (size_t)((v[i].a.size + WB_CHUNK - 1) / WB_CHUNK);
+			/* the data file says how big the file is (a recorded size may lag) */
+			struct stat st;
+			int fd = wb_open_data(wb, v[i].a.id, O_RDONLY);
+
+			if (fd >= 0 && fstat(fd, &st) == 0)
+				v[i].a.size = (uint64_t)st.st_size;
+			else
+				v[i].skip = 1;
+			if (fd >= 0)
+				close(fd);
+			v[i].nc = v[i].skip ? 0 : (size_t)((v[i].a.size + WB_CHUNK - 1) / WB_CHUNK);
 			v[i].c = calloc(v[i].nc ? v[i].nc : 1, sizeof(*v[i].c));
 			if (!v[i].c)
 				return -ENOMEM;
@@ -1449,15 +1512,21 @@ static int upload_files(struct wb *wb, uint64_t seq, struct pend *v, size_t n)
 	return rc;
 }
 
+/*
+ * The next change set's number. A new journal (a new cache disk, a wiped
+ * cache) starts at the time in seconds << 16, above every number an earlier
+ * journal of this key used (it makes at most one set per second), so home
+ * never takes a new set for a replay of an old one.
+ */
 static uint64_t next_seq(struct wb *wb)
 {
-	sqlite3_stmt *s = prep(wb, "SELECT coalesce(max(seq), 0) + 1 FROM cs");
-	uint64_t seq = 1;
+	sqlite3_stmt *s = prep(wb, "SELECT max(seq) FROM cs");
+	uint64_t seq = 0;
 
 	if (s && sqlite3_step(s) == SQLITE_ROW)
 		seq = (uint64_t)sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
-	return seq;
+	return seq ? seq + 1 : (now_real_ns() / 1000000000ull) << 16;
 }
 
 /* Build, seal and record one change set of the dirty entries. 0 (also when none), -errno. */
@@ -1566,12 +1635,19 @@ static int build_set(struct wb *wb)
 		if (v[i].skip)
 			continue;
 		e = find_path(wb, v[i].a.path);
-		s = prep(wb, "INSERT INTO change(seq, idx, path) VALUES(?1,?2,?3)");
+		s = prep(wb, "INSERT INTO change(seq, idx, path, base, base_fid, base_mtime, base_size)"
+			 " VALUES(?1,?2,?3,?4,?5,?6,?7)");
 		if (s) {
 			sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
 			sqlite3_bind_int64(s, 2, v[i].idx);
 			sqlite3_bind_blob(s, 3, v[i].a.path, (int)strlen(v[i].a.path), SQLITE_STATIC);
+			sqlite3_bind_int(s, 4, v[i].a.base);
+			sqlite3_bind_int64(s, 5, (sqlite3_int64)v[i].a.base_fid);
+			sqlite3_bind_int64(s, 6, v[i].a.base_mtime);
+			sqlite3_bind_int64(s, 7, (sqlite3_int64)v[i].a.base_size);
 		}
+		if (e->a.kind == WB_FILE)
+			e->a.size = v[i].a.size; /* what was sent: the data file's size then */
 		rc = done(wb, s);
 		/* the next change of this path builds on this one */
 		e->dirty = 0;
@@ -1709,6 +1785,7 @@ void wb_close(struct wb *wb, int flush_s)
 			wb_get_stats(wb, &st);
 			if (!st.unsent_sets && !(st.pending - st.busy))
 				break;
+			usleep(200000);
 		}
 		wb_get_stats(wb, &st);
 		if (st.pending || st.unsent_sets)

@@ -91,6 +91,8 @@ int wb_open_data(struct wb *wb, uint64_t id, int flags);
 /* A new temporary file in the staging area (path_out), and moving it in as entry id's data. */
 int wb_tmp_file(struct wb *wb, char *path_out, size_t len);
 int wb_adopt(struct wb *wb, uint64_t id, const char *tmp);
+/* Count a writer of entry id, if it still exists (else -ENOENT: dropped meanwhile). */
+int wb_take_writer(struct wb *wb, uint64_t id);
 /* Write handles: the uploader leaves files open for writing alone. */
 void wb_writer(struct wb *wb, uint64_t id, int delta);
 /* The data of entry id changed (size, mtime in memory; dirty). */

@@ -420,6 +420,8 @@ int cloud_sync_main(const char *path, int wait, int imported, int timeout_s)
 			  " nothing to send home", mnt);
 		return 1;
 	}
+	uint64_t refused0 = json_u64(buf, "rejected") + json_u64(buf, "kept"), conflicts0 = json_u64(buf, "conflicts");
+
 	if (setxattr(mnt, CLOUD_SYNC_XATTR, "1", 1, 0)) {
 		tfs_error("cannot ask cloud mount '%s' to sync: %s", mnt, strerror(errno));
 		return 1;
@@ -465,10 +467,19 @@ int cloud_sync_main(const char *path, int wait, int imported, int timeout_s)
 		fputc('\n', stderr);
 	{
 		uint64_t busy = json_u64(buf, "open_for_writing");
+		uint64_t refused = json_u64(buf, "rejected") + json_u64(buf, "kept") - refused0;
+		uint64_t conflicts = json_u64(buf, "conflicts") - conflicts0;
 
 		if (busy)
 			fprintf(stderr, "tierfs: %llu files still open for writing were not waited for\n",
 				(unsigned long long)busy);
+		if (imported && (refused || conflicts)) {
+			/* home has it, but not all of it as written: a pipeline must know */
+			tfs_error("sync: home refused or kept aside %llu changes and kept %llu conflict copies;"
+				  " 'tierfs status PATH' here says which and why", (unsigned long long)refused,
+				  (unsigned long long)conflicts);
+			return 1;
+		}
 	}
 	return 0;
 }

@@ -1505,6 +1505,34 @@ static void sweep_chunks(struct import *im, const struct node_key *nk, uint64_t 
 	keylist_free(&l);
 }
 
+/* Put the ack home wrote for an applied change set again. 0, -ENOENT (never applied here). */
+static int ack_again(struct import *im, const struct node_key *nk, uint64_t seq)
+{
+	struct tbuf ack = TBUF_INIT;
+	char key[OUTBOX_KEY_MAX];
+	sqlite3_stmt *s;
+	int rc = -ENOENT;
+
+	hlock(im);
+	s = meta_stmt(im->meta, "SELECT ack FROM import WHERE node=?1 AND serial=?2 AND seq=?3");
+	if (s) {
+		sqlite3_bind_text(s, 1, nk->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, nk->serial);
+		sqlite3_bind_int64(s, 3, (int64_t)seq);
+		if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_bytes(s, 0) > 0 &&
+		    tbuf_append(&ack, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0)) == 0)
+			rc = 0;
+		sqlite3_reset(s);
+	}
+	hunlock(im);
+	if (!rc) {
+		outbox_key_ack(nk->dir, seq, key);
+		rc = store_put(im->store, key, ack.data, ack.len);
+	}
+	tbuf_release(&ack);
+	return rc;
+}
+
 static void import_node(struct import *im, const struct node_info *ni)
 {
 	struct node_key nk;
@@ -1548,6 +1576,14 @@ static void import_node(struct import *im, const struct node_info *ni)
 		if (seq <= last_seq) {
 			if (seq_applied_pending(im, &nk, seq))
 				continue;
+			if (ack_again(im, &nk, seq) == 0) {
+				/* the node put this set again (it died before it noted the
+				 * first put): home applied it once; it gets the same answer */
+				log_info("import: change set %" PRIu64 " of node '%s' came again: acknowledged"
+					 " again, not applied again", seq, ni->name);
+				store_del(im->store, l.k[i]);
+				continue;
+			}
 			node_error(im, ni->name, "change set %" PRIu64 " was applied before (last %"
 				   PRIu64 "): a replay, deleted", seq, last_seq);
 			exec_tx(im, "UPDATE node SET rejected=rejected+1 WHERE name=?1", ni->name, 0, 0, 0,

@@ -40,6 +40,14 @@ wbe_imported() # I: sync --imported on node I
 	"$TIERFS" sync --imported --timeout=600 "$T/n$1" || tfs_problem "node $1: sync --imported failed"
 }
 
+wbe_imported_conflict() # I: sync --imported on node I exits 1 and says home kept conflict copies
+{
+	if "$TIERFS" sync --imported --timeout=600 "$T/n$1" 2>"$T/sync.err"; then
+		tfs_problem "node $1: sync --imported exited 0 although home kept a conflict copy"
+	fi
+	grep -q "conflict copies" "$T/sync.err" || tfs_problem "node $1: sync --imported said: $(cat "$T/sync.err")"
+}
+
 # wbe_home_has PATH SHA [SECONDS]: the file at home has these bytes (waits for the import)
 wbe_home_has()
 {
@@ -144,7 +152,7 @@ wbe_conflicts()
 	# the node edits its copy of home's file while home changes it too
 	echo "node 1 edit $WBE_TOK" >>"$o1/edited.txt" || tfs_problem "node 1 edit"
 	echo "home edit $WBE_TOK" >>"$h/edited.txt"
-	wbe_imported 1
+	wbe_imported_conflict 1
 	[ "$(tail -n 1 "$h/edited.txt")" = "home edit $WBE_TOK" ] || tfs_problem "home lost its own edit"
 	copies=$(ls "$h" | grep -c '^edited\.conflict-node-1-[0-9]\{8\}-[0-9]\{6\}\.txt$')
 	[ "$copies" = 1 ] || tfs_problem "expected one conflict copy of edited.txt from node-1, found $copies"
@@ -164,7 +172,7 @@ wbe_conflicts()
 	echo "from node 2 $WBE_TOK" >"$o2/race.txt" && touch -d '-5 hours' "$o2/race.txt"
 	wbe_imported 2
 	exec 7>&-
-	wbe_imported 1
+	wbe_imported_conflict 1
 	[ "$(cat "$h/race.txt")" = "from node 2 $WBE_TOK" ] || tfs_problem "race.txt: the first import did not win"
 	grep -q "from node 1 $WBE_TOK" "$h"/race.conflict-node-1-*.txt 2>/dev/null ||
 		tfs_problem "race.txt: node 1's later version was not kept as a conflict copy"

@@ -24,7 +24,12 @@ OPTS="poll=1,request_timeout=4"
 mkdir -p "$T/src/jobs/q3/out" "$T/src/data" "$T/store"
 echo "input data $TOK" >"$T/src/data/in.txt"
 echo "old result $TOK" >"$T/src/jobs/q3/out/res.txt"
+echo "to move $TOK" >"$T/src/jobs/q3/out/move.txt"
 ln -s res.txt "$T/src/jobs/q3/out/res.link"
+mkdir -p "$T/src/jobs/q3/out/hd/sub" "$T/src/jobs/q3/out/full" "$T/src/jobs/q3/out/B"
+echo f >"$T/src/jobs/q3/out/hd/sub/f"
+echo f >"$T/src/jobs/q3/out/full/f"
+echo "home B $TOK" >"$T/src/jobs/q3/out/B/f"
 
 "$TIERFS" format --store "$URL" "$T/vol" >/dev/null || fail "tierfs format"
 "$TIERFS" node add gpu-01 --volume "$T/vol" --out "$T/gpu.key" >/dev/null || fail "tierfs node add"
@@ -123,13 +128,25 @@ echo "appended $TOK" >>"$M/jobs/q3/out/res.txt" || tfs_problem "append to a home
 [ "$(cat "$M/jobs/q3/out/res.txt")" = "old result $TOK
 appended $TOK" ] || tfs_problem "append to a home file: $(cat "$M/jobs/q3/out/res.txt")"
 mv "$M/jobs/q3/out/res.link" "$M/jobs/q3/out/res.link2" || tfs_problem "rename of a home symlink"
+H3=$M/jobs/q3/out
+mv "$H3/move.txt" "$H3/moved.txt" || tfs_problem "rename of a home file"
+[ "$(cat "$H3/moved.txt")" = "to move $TOK" ] && [ ! -e "$H3/move.txt" ] || tfs_problem "a renamed home file reads wrong"
+[ -d "$M/jobs" ] && [ -d "$H3" ] || tfs_problem "renaming a home file changed the directories above it"
+rm "$H3/hd/sub/f" && rmdir "$H3/hd/sub" && rmdir "$H3/hd" || tfs_problem "rmdir of emptied home directories"
+[ -e "$H3/hd" ] && tfs_problem "a removed home directory is still there"
+expect_errno "rmdir of a non-empty home directory" "not empty" rmdir "$H3/full"
+echo made >"$H3/full/g" && expect_errno "rmdir of a home directory with a new file" "not empty" rmdir "$H3/full"
+rm -rf "$H3/B" && mkdir "$H3/A" && echo "node B $TOK" >"$H3/A/f" && mv "$H3/A" "$H3/B" ||
+	tfs_problem "a directory made here renamed over a removed home directory"
+[ "$(cat "$H3/B/f")" = "node B $TOK" ] || tfs_problem "B/f after the rename over a removed directory"
 mkdir "$O/tree" && echo t >"$O/tree/t" && mv "$O/tree" "$O/tree2" && [ "$(cat "$O/tree2/t")" = t ] ||
 	tfs_problem "rename of a directory made here"
 ls "$O" | LC_ALL=C sort | tr '\n' ' ' >"$T/ls.txt"
 [ "$(cat "$T/ls.txt")" = "full latest rand.bin result.txt seq.bin tree2 " ] ||
 	tfs_problem "listing of the results directory: $(cat "$T/ls.txt")"
 ls "$M/jobs/q3/out" | LC_ALL=C sort | tr '\n' ' ' >"$T/ls3.txt"
-[ "$(cat "$T/ls3.txt")" = "new.txt res.link2 res.txt " ] || tfs_problem "merged listing: $(cat "$T/ls3.txt")"
+[ "$(cat "$T/ls3.txt")" = "B full moved.txt new.txt res.link2 res.txt " ] ||
+	tfs_problem "merged listing: $(cat "$T/ls3.txt")"
 echo "ok - operations in the writable area"
 
 note "sync --wait: every closed file in the outbox"
