@@ -1262,6 +1262,8 @@ static int status_conflicts(const char *volume, int json)
 		const char *node = (const char *)sqlite3_column_text(s, 2);
 		const char *why = (const char *)sqlite3_column_text(s, 4);
 		char when[32];
+		uint64_t ino;
+		int there = copy && placement_resolve(t.v->meta, copy, &ino) == 0;
 
 		cli_iso_time(sqlite3_column_int64(s, 5), when, sizeof(when));
 		if (json) {
@@ -1274,12 +1276,14 @@ static int status_conflicts(const char *volume, int json)
 				printf("null");
 			printf(",\"node\":");
 			json_str(stdout, node);
-			printf(",\"change_set\":%lld,\"reason\":", (long long)sqlite3_column_int64(s, 3));
+			printf(",\"copy_exists\":%s,\"change_set\":%lld,\"reason\":", there ? "true" : "false",
+			       (long long)sqlite3_column_int64(s, 3));
 			json_str(stdout, why);
 			printf(",\"time\":\"%s\"}", when);
 		} else {
-			printf("%-20s %-10s %6lld  %-40s %-40s %s\n", when, node,
-			       (long long)sqlite3_column_int64(s, 3), path, copy ? copy : "-", why);
+			printf("%-20s %-10s %6lld  %-40s %-40s %s%s\n", when, node,
+			       (long long)sqlite3_column_int64(s, 3), path, copy ? copy : "-", why,
+			       copy && !there ? " (copy deleted since)" : "");
 		}
 		n++;
 	}

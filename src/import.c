@@ -600,18 +600,20 @@ static int find_copy(struct cset *c, int dirfd, const char *leaf, const char *ta
 	return found;
 }
 
-/* Copies of path made so far (committed, and in this change set). */
+/* Conflict copies of path at home now (committed ones still there, and this set's). */
 static int copies_of(struct cset *c, const char *path)
 {
 	sqlite3_stmt *s;
+	uint64_t ino;
 	int n = 0;
 
+	/* the copies still there: once the operator cleans them up, the cap frees */
 	hlock(c->im);
-	s = meta_stmt(c->im->meta, "SELECT count(*) FROM conflict WHERE path=?1 AND copy IS NOT NULL");
+	s = meta_stmt(c->im->meta, "SELECT copy FROM conflict WHERE path=?1 AND copy IS NOT NULL");
 	if (s) {
 		sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-		if (sqlite3_step(s) == SQLITE_ROW)
-			n = sqlite3_column_int(s, 0);
+		while (sqlite3_step(s) == SQLITE_ROW)
+			n += placement_resolve(c->im->meta, (const char *)sqlite3_column_text(s, 0), &ino) == 0;
 		sqlite3_reset(s);
 	}
 	hunlock(c->im);

@@ -423,6 +423,14 @@ imp_conflicts()
 	[ "$(ls "$d" | grep -c '^cap\.conflict-gpu2-')" = 16 ] || tfs_problem "cap: $(ls "$d" | grep -c '^cap\.conflict-gpu2-') copies at home"
 	[ "$(cat "$d/cap.txt")" = "home's cap" ] || tfs_problem "cap: home's version was not kept"
 	cmp -s "$T/c2" "$d/after-cap.txt" || tfs_problem "cap: the rest of the set was not applied"
+	# once the operator deletes the copies, the cap is free again
+	rm -f "$d"/cap.conflict-gpu2-*
+	n=$("$TIERFS" status --conflicts --json --volume "$IMP_VOL" |
+		jq_ 'len([c for c in j["conflicts"] if c["path"] == "/jobs/q3/out/cap.txt" and not c["copy_exists"]])')
+	[ "$n" = 16 ] || tfs_problem "status --conflicts: $n deleted copies of cap.txt, expected 16"
+	printf 'file /jobs/q3/out/cap.txt 0644 %s\n' "$T/c1" >"$T/d19"
+	ow gpu2 write 6 "$T/d19" >/dev/null || fail "write gpu2 6"
+	imp_wait_ack gpu2 6 && expect_ack 1 "conflict*cap.conflict-gpu2-*"
 }
 
 # imp_crash STEP SEQ: the mount dies right after STEP of set SEQ; a remount imports it once.
