@@ -211,6 +211,11 @@ static const char schema_v3_sql[] =
 	"CREATE TABLE IF NOT EXISTS egress_obj(rec INTEGER NOT NULL, key TEXT NOT NULL,"
 	" PRIMARY KEY(rec, key)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS egress_obj_key ON egress_obj(key);"
+	/* publish.c: a new directory is built too, so an empty one inside a
+	 * cloud-write area is published (cloud nodes see their results
+	 * directory before anything is in it) */
+	"CREATE TRIGGER IF NOT EXISTS pub_dentry_ins_dir AFTER INSERT ON dentry WHEN new.type=4 BEGIN"
+	" INSERT OR IGNORE INTO pubdirty VALUES(new.ino); END;"
 	"";
 
 #define META_CACHE_MAX 128

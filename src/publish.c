@@ -394,6 +394,34 @@ static int uploaded(sqlite3_stmt *s)
 }
 
 /*
+ * Is directory dir inside a cloud-write area: does the rule that would
+ * place a file at its path let cloud nodes write there? Such a directory is
+ * published even with nothing exported in it, so a node sees the results
+ * directory home made for it (its name is exported by that rule anyway).
+ */
+static int cloud_write_dir(struct pub *p, uint64_t dir)
+{
+	const struct policy_set *ps = p->c->ps;
+	struct tbuf path = TBUF_INIT;
+	struct policy_file f;
+	struct policy_result r;
+	int any = 0, yes = 0;
+
+	for (size_t k = 0; ps && k < ps->n && !any; k++)
+		any = ps->rules[k].cloud_write;
+	if (!any || placement_path(p->c->meta, dir, &path))
+		goto out;
+	memset(&f, 0, sizeof(f));
+	f.path = (const char *)path.data;
+	f.mtime = f.atime = (int64_t)now_real_ns();
+	yes = policy_evaluate(ps->rules, ps->n, &f, f.mtime, &r) == 0 && r.matched && r.matched->cloud_write &&
+	      r.visible;
+out:
+	tbuf_release(&path);
+	return yes;
+}
+
+/*
  * Rebuild one directory's object; *obj_out "" when nothing is exported.
  * Records the directory's time (the newest of its exported entries') in
  * pubdirtime, where its parent's listing and the snapshot read it.
@@ -519,7 +547,7 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 			sqlite3_reset(s);
 		}
 	}
-	if (!rc && (d.n || dir == META_ROOT_INO)) {
+	if (!rc && (d.n || dir == META_ROOT_INO || cloud_write_dir(p, dir))) {
 		struct tbuf sealed = TBUF_INIT;
 		char key[SNAP_KEY_MAX];
 
