@@ -6,6 +6,7 @@
 #define TIERFS_CLI_INT_H
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "volume.h"
@@ -37,6 +38,20 @@ int cli_read_line_file(const char *path, char **out);
 
 /* A JSON string literal. */
 void json_str(FILE *f, const char *s);
+
+/* The upload queue and the files that do not sync (cmd_health.c). */
+struct queue_facts {
+	uint64_t files, bytes;
+	int64_t oldest;                /* ns since the epoch of the oldest change queued, 0: none */
+	uint64_t transient, persistent; /* files that do not sync, by kind */
+};
+int cli_queue_facts(struct volume *v, struct queue_facts *q);
+/* status: the "sync" part (a JSON member when json), from the recorded health. */
+void cli_status_sync(struct volume *v, int json);
+/* status --errors: the files that do not sync, with why. Exit status. */
+int cli_status_errors(struct volume *v, int json);
+/* status --check: 0 healthy, 1 unhealthy (one line on stderr), 3 unknown. */
+int cli_status_check(struct volume *v, long max_failures, long max_queue_age_s);
 
 /*
  * Mount daemons (cmd_volume.c). A mount command checks its mount point,

@@ -820,10 +820,19 @@ int cmd_policy(int argc, char **argv)
 
 static const char status_usage[] =
 	"usage: tierfs status [--json] [--volume DIR] [PATH...]\n"
+	"       tierfs status --errors [--json] [--volume DIR]\n"
+	"       tierfs status --check [--max-upload-failures N] [--max-queue-age SECONDS] [--volume DIR]\n"
 	"\n"
 	"Without PATH: the volume, its files and bytes per placement and sync\n"
-	"state. With PATHs: each file's placement, the rule that gave it, its\n"
-	"pin and its sync state (a directory lists the files below it).\n";
+	"state, the upload queue and the store's health per direction (upload,\n"
+	"download, publish, requests, gc) as the sync engine's operations recorded\n"
+	"it. With PATHs: each file's placement, the rule that gave it, its\n"
+	"pin and its sync state (a directory lists the files below it).\n"
+	"--errors lists the files that do not sync, with the reason: transient\n"
+	"(retried by itself) or persistent (needs the operator).\n"
+	"--check exits 0 when healthy, 1 with a one-line reason when uploads have\n"
+	"failed N times in a row (default 5) or the oldest queued file waits\n"
+	"longer than SECONDS (default 3600); 3 when the volume cannot be read.\n";
 
 struct status_row {
 	int first;
@@ -976,63 +985,15 @@ static int status_volume(struct target *t, int json)
 		first = 0;
 	}
 	sqlite3_finalize(s);
-	{
-		/* the sync engine: queue, reachability as the mount last saw it */
-		char *reach = NULL, *since = NULL, *lerr = NULL;
-		uint64_t qn = 0, qb = 0;
-
-		if (sqlite3_prepare_v2(meta_db(t->v->meta),
-				       "SELECT count(*), coalesce(sum(i.size),0) FROM upload u JOIN inode i ON i.ino=u.ino",
-				       -1, &s, NULL) == SQLITE_OK) {
-			if (sqlite3_step(s) == SQLITE_ROW) {
-				qn = (uint64_t)sqlite3_column_int64(s, 0);
-				qb = (uint64_t)sqlite3_column_int64(s, 1);
-			}
-			sqlite3_finalize(s);
-		}
-		meta_config_get(t->v->meta, "sync_reachable", &reach);
-		meta_config_get(t->v->meta, "sync_unreachable_since", &since);
-		meta_config_get(t->v->meta, "sync_last_error", &lerr);
-		{
-			int reachable = !reach || strcmp(reach, "0");
-			time_t secs = since ? (time_t)(atoll(since) / 1000000000) : 0;
-			char when[64] = "";
-
-			if (!reachable && secs) {
-				struct tm tm;
-
-				gmtime_r(&secs, &tm);
-				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			}
-			if (json) {
-				printf("],\"files\":%llu,\"bytes\":%llu,\"sync\":{\"queue\":%llu,"
-				       "\"pending_bytes\":%llu,\"store_reachable\":%s,\"unreachable_since\":",
-				       (unsigned long long)tf, (unsigned long long)tb, (unsigned long long)qn,
-				       (unsigned long long)qb, reachable ? "true" : "false");
-				if (when[0])
-					json_str(stdout, when);
-				else
-					printf("null");
-				printf(",\"last_error\":");
-				if (lerr && lerr[0])
-					json_str(stdout, lerr);
-				else
-					printf("null");
-				printf("}}\n");
-			} else {
-				printf("%-10s %-10s %10llu %16llu\n\n", "total", "", (unsigned long long)tf,
-				       (unsigned long long)tb);
-				printf("upload queue: %llu files, %llu bytes\n", (unsigned long long)qn,
-				       (unsigned long long)qb);
-				printf("store:        %s%s%s\n", reachable ? "reachable" : "UNREACHABLE since ",
-				       when, "");
-				if (lerr && lerr[0])
-					printf("last error:   %s\n", lerr);
-			}
-		}
-		free(reach);
-		free(since);
-		free(lerr);
+	/* the sync engine: queue and store health as its operations recorded them */
+	if (json) {
+		printf("],\"files\":%llu,\"bytes\":%llu,", (unsigned long long)tf, (unsigned long long)tb);
+		cli_status_sync(t->v, 1);
+		printf("}\n");
+	} else {
+		printf("%-10s %-10s %10llu %16llu\n\n", "total", "", (unsigned long long)tf,
+		       (unsigned long long)tb);
+		cli_status_sync(t->v, 0);
 	}
 	free(url);
 	return 0;
@@ -1043,7 +1004,8 @@ int cmd_status(int argc, char **argv)
 	struct common c = { NULL, 0, 0, NULL, NULL };
 	struct status_row row = { 1, 0 };
 	struct target t;
-	int ret = 0;
+	int ret = 0, errors = 0, check = 0;
+	long max_failures = 5, max_age = 3600;
 
 	for (int k = 1; k < argc; k++)
 		if (cli_is_help(argv[k])) {
@@ -1051,16 +1013,56 @@ int cmd_status(int argc, char **argv)
 			return 0;
 		}
 	take_common(&argc, argv, &c, 1);
-	for (int k = 1; k < argc; k++)
-		if (argv[k][0] == '-' && argv[k][1]) {
-			tfs_error("status: unknown option '%s'; see 'tierfs status --help'", argv[k]);
-			return 2;
+	{
+		int out = 1;
+
+		for (int k = 1; k < argc; k++) {
+			if (!strcmp(argv[k], "--errors")) {
+				errors = 1;
+			} else if (!strcmp(argv[k], "--check")) {
+				check = 1;
+			} else if (!strncmp(argv[k], "--max-upload-failures", 21) &&
+				   (argv[k][21] == '=' || (!argv[k][21] && k + 1 < argc))) {
+				const char *v = argv[k][21] ? argv[k] + 22 : argv[++k];
+				char *end;
+
+				max_failures = strtol(v, &end, 10);
+				if (!*v || *end || max_failures < 1) {
+					tfs_error("status: --max-upload-failures wants a number >= 1");
+					return 2;
+				}
+			} else if (!strncmp(argv[k], "--max-queue-age", 15) &&
+				   (argv[k][15] == '=' || (!argv[k][15] && k + 1 < argc))) {
+				uint64_t secs;
+
+				if (parse_duration(argv[k][15] ? argv[k] + 16 : argv[++k], &secs) || secs > LONG_MAX) {
+					tfs_error("status: --max-queue-age wants a duration (SECONDS, or 30m, 2h ...)");
+					return 2;
+				}
+				max_age = (long)secs;
+			} else if (argv[k][0] == '-' && argv[k][1]) {
+				tfs_error("status: unknown option '%s'; see 'tierfs status --help'", argv[k]);
+				return 2;
+			} else {
+				argv[out++] = argv[k];
+			}
 		}
-	if (argc > 1 && (ret = cloud_status_main(argv[1], c.json)) >= 0)
+		argc = out;
+	}
+	if ((errors || check) && argc > 2) {
+		tfs_error("status: --errors and --check take at most one volume or mount point");
+		return 2;
+	}
+	if (argc > 1 && !errors && !check && (ret = cloud_status_main(argv[1], c.json)) >= 0)
 		return ret;
 	ret = 0;
 	if (target_open(&t, c.volume, argc > 1 ? argv[1] : NULL, 1))
-		return 1;
+		return check ? 3 : 1;
+	if (check || errors) {
+		ret = check ? cli_status_check(t.v, max_failures, max_age) : cli_status_errors(t.v, c.json);
+		target_close(&t);
+		return ret;
+	}
 	if (argc == 1) {
 		ret = status_volume(&t, c.json);
 		target_close(&t);

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "cli_int.h"
+#include "health.h"
 #include "log.h"
 #include "placement.h"
 #include "publish.h"
@@ -240,22 +241,19 @@ static int wait_synced(struct target *t, const char *vpath, int timeout_s)
 			return 1;
 		}
 		{
-			/* the engine says the store has been unreachable a while:
+			/* the engine says uploads have been failing a while:
 			 * say so rather than wait in silence (the queue keeps the
 			 * files and uploads them when the store returns) */
-			char *reach = NULL, *since = NULL;
+			struct health_rec hr[HEALTH__COUNT];
 			int down = 0;
 
-			if (!meta_config_get(t->v->meta, "sync_reachable", &reach) && !strcmp(reach, "0") &&
-			    !meta_config_get(t->v->meta, "sync_unreachable_since", &since))
-				down = (int64_t)now_real_ns() - atoll(since) > 10ll * 1000000000 &&
+			if (!health_load(t->v->meta, hr) && hr[HEALTH_UPLOAD].failures)
+				down = (int64_t)now_real_ns() - hr[HEALTH_UPLOAD].failing_since > 10ll * 1000000000 &&
 				       time(NULL) - start >= 5;
-			free(reach);
-			free(since);
 			if (down) {
 				progress_end(tty);
-				tfs_error("sync: the store is unreachable; %llu files stay queued and upload when it"
-					  " returns%s%s", (unsigned long long)files, err[0] ? "; last error: " : "", err);
+				tfs_error("sync: uploads to the store are failing; %llu files stay queued and upload"
+					  " when it works again%s%s", (unsigned long long)files, err[0] ? "; last error: " : "", err);
 				return 1;
 			}
 		}

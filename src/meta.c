@@ -177,6 +177,20 @@ static const char schema_v3_sql[] =
 	" last_seq INTEGER NOT NULL DEFAULT 0, last_import INTEGER, files INTEGER NOT NULL DEFAULT 0,"
 	" bytes INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,"
 	" conflicts INTEGER NOT NULL DEFAULT 0, pending INTEGER NOT NULL DEFAULT 0, last_error TEXT);"
+	/* Health of the store as the sync engine's operations saw it, one row
+	 * per direction, and the files that do not sync, with why (health.c). */
+	"CREATE TABLE IF NOT EXISTS health(dir TEXT PRIMARY KEY, last_ok INTEGER NOT NULL DEFAULT 0,"
+	" last_error_at INTEGER NOT NULL DEFAULT 0, failing_since INTEGER NOT NULL DEFAULT 0,"
+	" failures INTEGER NOT NULL DEFAULT 0, ok_total INTEGER NOT NULL DEFAULT 0,"
+	" error_total INTEGER NOT NULL DEFAULT 0, last_error TEXT) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS file_error(ino INTEGER PRIMARY KEY, dir TEXT NOT NULL,"
+	" code INTEGER NOT NULL, persistent INTEGER NOT NULL, error TEXT NOT NULL,"
+	" since INTEGER NOT NULL, last INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1);"
+	"CREATE TRIGGER IF NOT EXISTS file_error_del AFTER DELETE ON inode BEGIN"
+	" DELETE FROM file_error WHERE ino=old.ino; END;"
+	/* Objects a store verify found missing or damaged: an upload puts
+	 * them again instead of trusting the object table (sync.c). */
+	"CREATE TABLE IF NOT EXISTS object_missing(name TEXT PRIMARY KEY) WITHOUT ROWID;"
 	"";
 
 #define META_CACHE_MAX 128

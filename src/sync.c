@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "health.h"
 #include "keys.h"
 #include "log.h"
 #include "placement.h"
@@ -96,9 +97,9 @@ struct sync {
 
 	pthread_mutex_t slock;  /* status fields */
 	int reachable;
-	int64_t unreachable_since;
-	char last_error[256];
-	int status_dirty;
+	struct health health;   /* what the store operations did, per direction */
+	int64_t last_probe;     /* scheduler only */
+	int uploads_failed;     /* scheduler only: uploads were failing at the last tick */
 	int gc_running;
 	int64_t last_gc;
 
@@ -141,55 +142,38 @@ static void obj_key(const char *name, char *key, size_t len)
 
 /* ---- store status ---- */
 
-static int transient(int rc)
+/*
+ * Record what one store operation did (health.h). The store is working
+ * when the latest attempt of every direction succeeded; the log says when
+ * that changes.
+ */
+static void note_store(struct sync *s, enum health_dir d, int rc, const char *what)
 {
-	return rc == -EIO || rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -EHOSTUNREACH ||
-	       rc == -ENETUNREACH || rc == -ECONNRESET || rc == -EAGAIN;
-}
+	char msg[300] = "";
+	int ok = 1;
 
-static void note_store(struct sync *s, int rc, const char *what)
-{
+	if (rc == -ECANCELED)
+		return;
+	if (rc)
+		snprintf(msg, sizeof(msg), "%s: %s", what, store_errmsg()[0] ? store_errmsg() : strerror(-rc));
+	health_note(&s->health, d, rc, rc ? msg : NULL);
+	for (int k = 0; k < HEALTH__COUNT; k++)
+		ok &= !health_failing(&s->health, (enum health_dir)k);
 	pthread_mutex_lock(&s->slock);
-	if (rc == 0) {
-		if (!s->reachable) {
-			log_info("object store is reachable again");
-			s->reachable = 1;
-			s->status_dirty = 1;
-		}
-	} else if (transient(rc) || rc == -EACCES) {
-		if (s->reachable) {
-			s->reachable = 0;
-			s->unreachable_since = now_ns();
-			log_error("object store unreachable: %s: %s", what, store_errmsg());
-		}
-		snprintf(s->last_error, sizeof(s->last_error), "%s: %s", what, store_errmsg());
-		s->status_dirty = 1;
-	}
+	if (ok && !s->reachable)
+		log_info("object store works again");
+	else if (!ok && s->reachable)
+		log_error("object store failing: %s", msg[0] ? msg : "see 'tierfs status'");
+	s->reachable = ok;
 	pthread_mutex_unlock(&s->slock);
 }
 
-/* Publish reachability for `tierfs status` (with the host lock held). */
+/* Write the recorded health for `tierfs status` (with the host lock held). */
 static void write_status(struct sync *s)
 {
-	char buf[32];
-	int reachable, dirty;
-	int64_t since;
-	char err[256];
-
-	pthread_mutex_lock(&s->slock);
-	dirty = s->status_dirty;
-	reachable = s->reachable;
-	since = s->unreachable_since;
-	snprintf(err, sizeof(err), "%s", s->last_error);
-	s->status_dirty = 0;
-	pthread_mutex_unlock(&s->slock);
-	if (!dirty || meta_begin(s->meta))
+	if (meta_begin(s->meta))
 		return;
-	meta_config_set(s->meta, "sync_reachable", reachable ? "1" : "0");
-	snprintf(buf, sizeof(buf), "%lld", (long long)since);
-	meta_config_set(s->meta, "sync_unreachable_since", reachable ? "0" : buf);
-	meta_config_set(s->meta, "sync_last_error", err);
-	if (meta_commit(s->meta, 0))
+	if (health_save(&s->health, s->meta) || meta_commit(s->meta, 0))
 		meta_rollback(s->meta);
 }
 
@@ -465,7 +449,7 @@ static void *put_main(void *arg)
 	if (!j->rc) {
 		obj_key(j->name, key, sizeof(key));
 		j->rc = store_put(j->s->store, key, enc.data, enc.len);
-		note_store(j->s, j->rc, "upload");
+		note_store(j->s, HEALTH_UPLOAD, j->rc, "upload");
 		if (j->rc)
 			snprintf(j->err, sizeof(j->err), "%s", store_errmsg());
 	}
@@ -535,6 +519,7 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 		/* gone, or no longer wanted in the store: leave the queue */
 		if (!meta_begin(s->meta)) {
 			exec1(s, SQL_UPL_DEL, ino);
+			health_file_error(s->meta, ino, HEALTH_UPLOAD, 0, 0, NULL);
 			if (!rc)
 				settle_state(s, ino);
 			if (meta_commit(s->meta, 0))
@@ -734,6 +719,8 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 	if (!rc)
 		rc = exec1(s, SQL_UPL_DEL, ino);
 	if (!rc)
+		rc = health_file_error(s->meta, ino, HEALTH_UPLOAD, 0, 0, NULL);
+	if (!rc)
 		rc = settle_state(s, ino) < 0 ? -EIO : 0;
 	if (!rc)
 		rc = meta_commit(s->meta, 0);
@@ -761,6 +748,7 @@ fail_requeue:
 
 		snprintf(why, sizeof(why), "%s", rc == -EAGAIN ? "waiting for gc" : store_errmsg()[0] ? store_errmsg() : strerror(-rc));
 		requeue_later(s, ino, rc, why);
+		health_file_error(s->meta, ino, HEALTH_UPLOAD, rc, rc == -EAGAIN ? 0 : -1, why);
 		settle_state(s, ino);
 		if (meta_commit(s->meta, 0))
 			meta_rollback(s->meta);
@@ -859,7 +847,8 @@ int sync_evict_file(struct sync *s, uint64_t ino)
 		}
 		obj_key(c[i].obj, key, sizeof(key));
 		rc = store_head(s->store, key, &size);
-		note_store(s, rc, "check before eviction");
+		/* a missing object is the store answering: mended below */
+		note_store(s, HEALTH_DOWNLOAD, rc == -ENOENT ? 0 : rc, "check before eviction");
 		if (rc == -ENOENT) {
 			log_error("object %s of inode %llu is missing from the store; uploading again",
 				  c[i].obj, (unsigned long long)ino);
@@ -929,7 +918,7 @@ static int fetch_chunk(struct sync *s, uint64_t ino, uint64_t idx, const char *o
 
 	obj_key(obj, key, sizeof(key));
 	rc = store_get(s->rstore, key, 0, STORE_WHOLE, &raw);
-	note_store(s, rc, "recall");
+	note_store(s, HEALTH_DOWNLOAD, rc, "recall");
 	if (rc) {
 		log_error("cannot recall chunk %llu of inode %llu: %s", (unsigned long long)idx,
 			  (unsigned long long)ino, store_errmsg());
@@ -940,7 +929,7 @@ static int fetch_chunk(struct sync *s, uint64_t ino, uint64_t idx, const char *o
 		log_error("object %s (chunk %llu of inode %llu) is corrupt or tampered with: %s", obj,
 			  (unsigned long long)idx, (unsigned long long)ino,
 			  rc ? codec_errmsg() : "wrong length");
-		rc = -EIO;
+		rc = -EBADMSG;
 		goto out;
 	}
 	volume_data_name(ino, dname);
@@ -1030,6 +1019,16 @@ int sync_ensure_local(struct sync *s, uint64_t ino, uint64_t off, uint64_t len)
 		rc = fetch_chunk(s, ino, idx, obj, clen);
 
 		hlock(s);
+		if (rc && !meta_begin(s->meta)) {
+			char why[300];
+
+			snprintf(why, sizeof(why), "cannot recall chunk %llu: %s", (unsigned long long)idx,
+				 rc == -ENOENT ? "missing from the store" : store_errmsg()[0] ? store_errmsg() : strerror(-rc));
+			/* a chunk the store lost is not coming back by itself */
+			if (health_file_error(s->meta, ino, HEALTH_DOWNLOAD, rc, rc == -ENOENT || rc == -EBADMSG ? 1 : -1, why) ||
+			    meta_commit(s->meta, 0))
+				meta_rollback(s->meta);
+		}
 		if (!rc && !meta_begin(s->meta)) {
 			st = meta_stmt(s->meta, SQL_CHUNK_LOCAL);
 			if (st) {
@@ -1038,6 +1037,8 @@ int sync_ensure_local(struct sync *s, uint64_t ino, uint64_t off, uint64_t len)
 				sqlite3_bind_int64(st, 3, 1);
 				rc = step_done(s, st);
 			}
+			if (!rc)
+				rc = health_file_error(s->meta, ino, HEALTH_DOWNLOAD, 0, 0, NULL);
 			if (!rc)
 				rc = settle_state(s, ino) < 0 ? -EIO : 0;
 			if (!rc)
@@ -1289,7 +1290,7 @@ int sync_gc(struct sync *s, int dry_run, int force, uint64_t *objects_out, uint6
 
 		obj_key(names[k], key, sizeof(key));
 		r = store_del(s->store, key);
-		note_store(s, r, "gc");
+		note_store(s, HEALTH_GC, r, "gc");
 		if (r && r != -ENOENT) {
 			rc = r;
 			break;
@@ -1583,10 +1584,9 @@ static void serve_requests(struct sync *s)
 	struct req_list l = { NULL, 0, 0 };
 	int rc = store_list(s->store, "requests/", collect_key, &l);
 
-	if (rc < 0) {
-		note_store(s, rc, "list requests");
+	note_store(s, HEALTH_REQUESTS, rc < 0 ? rc : 0, "list requests");
+	if (rc < 0)
 		goto out;
-	}
 	for (size_t i = 0; i < l.n; i++) {
 		struct tbuf b = TBUF_INIT;
 		struct snap_request rq;
@@ -1630,7 +1630,7 @@ int sync_publish(struct sync *s, int force, struct publish_stats *st)
 	hunlock(s);
 	s->pub.ps = &s->ps;
 	rc = publish_once(&s->pub, force, st);
-	note_store(s, rc, "publish");
+	note_store(s, HEALTH_PUBLISH, rc, "publish");
 	if (rc)
 		log_error("publish failed: %s", store_errmsg()[0] ? store_errmsg() : strerror(-rc));
 	return rc;
@@ -1749,6 +1749,45 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Uploads back off per file, up to 5 minutes. While uploads fail, the
+ * oldest queued file is tried again every few seconds; once an upload
+ * succeeds again the whole queue is due at once: the store is back, in
+ * whatever form, and the queue drains without a remount.
+ */
+static void upload_recovery(struct sync *s)
+{
+	int failing = health_failing(&s->health, HEALTH_UPLOAD);
+	int64_t now = now_ns();
+	const char *sql = NULL;
+
+	if (failing && now - s->last_probe >= 5 * NS) {
+		s->last_probe = now;
+		sql = "UPDATE upload SET next_try=0 WHERE ino=(SELECT ino FROM upload WHERE next_try > ?1"
+		      " ORDER BY changed LIMIT 1)";
+	} else if (!failing && s->uploads_failed) {
+		sql = "UPDATE upload SET next_try=0 WHERE next_try > ?1";
+	}
+	s->uploads_failed = failing;
+	if (!sql)
+		return;
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		sqlite3_stmt *st = meta_stmt(s->meta, sql);
+		int rc = -EIO;
+
+		if (st) {
+			sqlite3_bind_int64(st, 1, now);
+			rc = step_done(s, st);
+		}
+		if (rc || meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+		else if (!failing)
+			log_info("uploads work again: %d queued files are due now", sqlite3_changes(meta_db(s->meta)));
+	}
+	hunlock(s);
+}
+
 static void *sched_main(void *arg)
 {
 	struct sync *s = arg;
@@ -1776,6 +1815,7 @@ static void *sched_main(void *arg)
 		for (size_t k = 0; k < n; k++)
 			make_local(s, ev[k], flags[k]);
 
+		upload_recovery(s);
 		pthread_mutex_lock(&s->qlock);
 		refill(s);
 		pthread_mutex_unlock(&s->qlock);
@@ -1831,6 +1871,7 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	pthread_mutex_init(&s->flock, NULL);
 	pthread_cond_init(&s->fcv, NULL);
 	pthread_mutex_init(&s->slock, NULL);
+	health_init(&s->health);
 	snprintf(keypath, sizeof(keypath), "%s/volume.key", vol->dir);
 	rc = key_file_load(keypath, s->o.passphrase ? s->o.passphrase : getenv("TIERFS_PASSPHRASE"), &s->key);
 	if (rc) {
@@ -1880,7 +1921,10 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	hlock(s);
 	if (meta_config_get(s->meta, "volume_id", &url) == 0)
 		snprintf(s->pub.volume_id, sizeof(s->pub.volume_id), "%s", url);
+	health_restore(&s->health, s->meta);
 	hunlock(s);
+	for (int k = 0; k < HEALTH__COUNT; k++)
+		s->reachable &= !health_failing(&s->health, (enum health_dir)k);
 	free(url);
 	*out = s;
 	return 0;
@@ -1941,5 +1985,6 @@ void sync_close(struct sync *s)
 	pthread_mutex_destroy(&s->flock);
 	pthread_cond_destroy(&s->fcv);
 	pthread_mutex_destroy(&s->slock);
+	health_release(&s->health);
 	free(s);
 }

@@ -27,3 +27,4 @@ tierfs_integration_test(hybrid_azure)
 # Tests that turn on the fuse module's enable_uring, or forbid io_uring, run
 # one at a time (both are settings of the whole machine).
 set_tests_properties(posix cloud_basic uring_fallback PROPERTIES RESOURCE_LOCK fuse_uring)
+tierfs_integration_test(health)

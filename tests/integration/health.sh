@@ -1,0 +1,142 @@
+#!/bin/bash
+# health.sh - 'tierfs status' tells the truth about the store, from the sync
+# engine's real operations, and the engine recovers by itself.
+# A file:// store whose directory is deleted: status says the store is
+# FAILING (never "reachable"/ok) with the upload's error and when it began,
+# --json per direction (upload failures counted, last success kept),
+# 'status --errors' lists the file that does not sync as persistent, and
+# 'status --check' exits 1 with one line (failure threshold, queue age) and
+# 0 when healthy. The directory made again: the queue drains with no
+# remount and everything is ok again. The same with the directory made
+# immutable (chattr +i) and then writable again.
+. "$(dirname "$0")/lib.sh"
+tfs_setup
+. "$(dirname "$0")/sync_lib.sh"
+sync_require_cli
+
+VOL=$T/vol
+MNT=$T/mnt
+STORE=$T/store
+"$TIERFS" format --store "file://$STORE" "$VOL" >/dev/null || fail "format"
+"$TIERFS" policy add --volume "$VOL" m --path '/m/**' --placement mirror --settle 1s >/dev/null || fail "policy add"
+tfs_mount "$VOL" "$MNT" -o "$SYNC_MOUNT_OPTS"
+sync_on_exit "chattr -R -i '$STORE' 2>/dev/null"
+mkdir -p "$MNT/m"
+
+hv() { sync_vol "$1" "$MNT"; }
+
+# 1. Healthy: an upload happened, the store is ok, --check says so.
+sync_random "$MNT/m/a" 1
+sync_cli "sync --wait" "$TIERFS" sync --wait "$MNT/m/a"
+s=$(hv 'j["sync"]["store"]')
+[ "$s" = ok ] || tfs_problem "store is '$s' after a successful upload, expected ok"
+s=$(hv 'j["sync"]["health"]["upload"]["state"]')
+[ "$s" = ok ] || tfs_problem "upload health is '$s' after a successful upload"
+ls1=$(hv 'j["sync"]["health"]["upload"]["last_success"]')
+[ "$ls1" != null ] && [ -n "$ls1" ] || tfs_problem "no last upload success recorded: '$ls1'"
+rc=0
+"$TIERFS" status --check "$MNT" >"$T/check.out" 2>"$T/check.err" || rc=$?
+[ "$rc" -eq 0 ] || tfs_problem "status --check exited $rc on a healthy volume: $(cat "$T/check.err")"
+
+# expect_failing WHAT: within 20 s the status reports uploads failing.
+expect_failing()
+{
+	local what=$1 i s f
+	for ((i = 0; i < 100; i++)); do
+		s=$(hv 'j["sync"]["health"]["upload"]["state"]')
+		[ "$s" = failing ] && break
+		sleep 0.2
+	done
+	[ "$s" = failing ] || { tfs_problem "$what: upload health is '$s' 20 s after uploads started failing"; return 1; }
+	s=$(hv 'j["sync"]["store"]')
+	[ "$s" = failing ] || tfs_problem "$what: store is '$s' with uploads failing"
+	f=$(hv 'j["sync"]["health"]["upload"]["failures"]')
+	{ [ "$f" -ge 1 ] 2>/dev/null; } || tfs_problem "$what: upload failures is '$f'"
+	s=$(hv 'j["sync"]["health"]["upload"]["last_error"]')
+	note "$what: upload last_error: $s"
+	case $s in null | "") tfs_problem "$what: no upload last_error" ;; esac
+	s=$(hv 'j["sync"]["health"]["upload"]["last_success"]')
+	[ "$s" = "$ls1" ] || tfs_problem "$what: last upload success changed from '$ls1' to '$s' while failing"
+	"$TIERFS" status --volume "$MNT" >"$T/status.out" 2>&1 || tfs_problem "$what: status exited non-zero"
+	grep -q '^store: *FAILING since ' "$T/status.out" || tfs_problem "$what: human status does not say FAILING: $(grep '^store' "$T/status.out")"
+	grep -qi 'reachable' "$T/status.out" && tfs_problem "$what: human status still says reachable"
+	sed 's/^/    status: /' "$T/status.out" | tail -n 9
+	return 0
+}
+
+# expect_recovered WHAT FILE: the queue drains by itself, the store is ok.
+expect_recovered()
+{
+	local what=$1 file=$2 s
+	sync_expect "$MNT/$file" synced 40 "$what: upload after the store came back, no remount" || true
+	for ((i = 0; i < 50; i++)); do
+		s=$(hv 'j["sync"]["store"]')
+		[ "$s" = ok ] && break
+		sleep 0.2
+	done
+	[ "$s" = ok ] || tfs_problem "$what: store is '$s' after the queue drained"
+	s=$(hv 'j["sync"]["queue"]')
+	[ "$s" = 0 ] || tfs_problem "$what: queue is '$s' after recovery"
+	rc=0
+	"$TIERFS" status --check "$MNT" >"$T/check.out" 2>"$T/check.err" || rc=$?
+	[ "$rc" -eq 0 ] || tfs_problem "$what: status --check exited $rc after recovery: $(cat "$T/check.err")"
+	"$TIERFS" status --errors "$MNT" >"$T/err.out" 2>&1 || tfs_problem "$what: status --errors failed"
+	grep -q "$file" "$T/err.out" && tfs_problem "$what: '$file' still listed by status --errors: $(cat "$T/err.out")"
+	return 0
+}
+
+# 2. The store's directory is deleted: every upload fails.
+rm -rf "$STORE"
+note "store directory deleted"
+sync_random "$MNT/m/b" 1
+expect_failing "deleted store" || true
+# --check: past the failure threshold -> 1 and one line naming uploads
+rc=0
+"$TIERFS" status --check --max-upload-failures 1 "$MNT" >"$T/check.out" 2>"$T/check.err" || rc=$?
+note "status --check: exit $rc: $(cat "$T/check.err")"
+[ "$rc" -eq 1 ] || tfs_problem "status --check exited $rc with uploads failing, expected 1"
+[ "$(wc -l <"$T/check.err")" -eq 1 ] || tfs_problem "status --check printed $(wc -l <"$T/check.err") lines, expected one"
+grep -q '^tierfs: .*upload' "$T/check.err" || tfs_problem "status --check does not name the uploads: $(cat "$T/check.err")"
+# below the failure threshold, the queue age bound still trips
+sleep 2
+rc=0
+"$TIERFS" status --check --max-upload-failures 100000 --max-queue-age 1 "$MNT" >"$T/check.out" 2>"$T/check.err" || rc=$?
+note "status --check (queue age 1 s): exit $rc: $(cat "$T/check.err")"
+[ "$rc" -eq 1 ] || tfs_problem "status --check --max-queue-age 1 exited $rc with a file queued for 2+ s"
+grep -q 'queued' "$T/check.err" || tfs_problem "status --check (queue age) does not say why: $(cat "$T/check.err")"
+rc=0
+"$TIERFS" status --check --max-upload-failures 100000 --max-queue-age 1h "$MNT" >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || tfs_problem "status --check with both bounds far exited $rc"
+# --errors lists the file, persistent (a missing store directory needs the operator)
+"$TIERFS" status --errors "$MNT" >"$T/err.out" 2>&1 || tfs_problem "status --errors failed"
+sed 's/^/    errors: /' "$T/err.out"
+grep -q '^persistent .*/m/b: ' "$T/err.out" || tfs_problem "status --errors does not list /m/b as persistent"
+k=$("$TIERFS" status --errors --json "$MNT" | sync_json '[e["kind"] for e in j["errors"] if e["path"] == "/m/b"]')
+[ "$k" = '["persistent"]' ] || tfs_problem "status --errors --json for /m/b: '$k'"
+
+# 3. The directory is made again: the engine recovers by itself.
+mkdir "$STORE"
+note "store directory made again"
+expect_recovered "recreated store" m/b
+
+# 4. The store made immutable: uploads fail; writable again: recovery.
+chattr -R +i "$STORE" || fail "chattr +i"
+note "store immutable"
+ls1=$(hv 'j["sync"]["health"]["upload"]["last_success"]')
+sync_random "$MNT/m/c" 1
+expect_failing "immutable store" || true
+chattr -R -i "$STORE"
+note "store writable again"
+expect_recovered "writable store" m/c
+
+# The record survives a remount.
+tfs_umount "$MNT"
+tfs_mount "$VOL" "$MNT" -o "$SYNC_MOUNT_OPTS"
+t=$(hv 'j["sync"]["health"]["upload"]["error_total"]')
+{ [ "$t" -ge 2 ] 2>/dev/null; } || tfs_problem "upload error_total is '$t' after a remount"
+for f in a b c; do
+	sync_expect "$MNT/m/$f" synced 10 "after remount" || true
+done
+tfs_umount "$MNT"
+tfs_finish
+note "health: all passed"
