@@ -39,6 +39,14 @@ int cli_read_line_file(const char *path, char **out);
 /* A JSON string literal. */
 void json_str(FILE *f, const char *s);
 
+/*
+ * Jobs for a live mount (cmd_sync.c): leave a job (kind, arg) in the job
+ * table for the mount's sync engine (the id, -1 on failure), and follow it
+ * to its end with progress on a terminal: 0 done, 1 failed (printed).
+ */
+int64_t cli_job_submit(struct target *t, const char *kind, const char *arg);
+int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s);
+
 /* The upload queue and the files that do not sync (cmd_health.c). */
 struct queue_facts {
 	uint64_t files, bytes;

@@ -4,20 +4,36 @@
  * credentials, and whether put, get, list and delete are allowed, using a
  * random temporary key that it removes again. It exits 0 only when all of
  * them work, so scripts and CI can use it as a gate before formatting a
- * volume on a store.
+ * volume on a store. "store verify" checks a volume's store against its
+ * metadata and mends it (verify.h), through the mount's job table when the
+ * volume is mounted.
  */
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "cli_int.h"
 #include "log.h"
 #include "store.h"
+#include "sync.h"
+#include "verify.h"
 
 static void store_usage(FILE *f)
 {
 	fprintf(f, "usage: tierfs store check URL [--endpoint URL]\n"
+		   "       tierfs store verify [--deep] [--repair] [--volume DIR | PATH]\n"
+		   "\n"
+		   "verify: check that every object the volume's metadata references is in\n"
+		   "its store (--deep: read, decrypt and authenticate each), and name the\n"
+		   "files that miss data. --repair uploads them again from their local\n"
+		   "copies and publishes again; files whose evicted data is gone are named.\n"
+		   "Runs through the mount when the volume is mounted. Exit status as\n"
+		   "fsck(8): 0 all present, 1 problems found and all repaired, 4 problems\n"
+		   "left, 8 could not check (store failing, no volume), 2 usage.\n"
 		   "\n"
 		   "Check that an object store works for tierfs: reachable, credentials\n"
 		   "accepted, and put, get, list and delete allowed (with a temporary\n"
@@ -149,6 +165,131 @@ out:
 	return 0;
 }
 
+/* ---- store verify ---- */
+
+struct verify_cli {
+	int tty;
+	int lost, missing, repaired;
+};
+
+static void verify_line(void *arg, enum verify_kind kind, const char *text)
+{
+	struct verify_cli *vc = arg;
+	static const char *const tag[] = { "", "MISSING: ", "repaired: ", "LOST: " };
+
+	if (vc->tty)
+		fputs("\r\033[K", stderr);
+	vc->lost += kind == VERIFY_LOST;
+	vc->missing += kind == VERIFY_MISSING;
+	vc->repaired += kind == VERIFY_REPAIRED;
+	printf("%s%s\n", tag[kind <= VERIFY_LOST ? kind : 0], text);
+	fflush(stdout);
+}
+
+static void verify_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct verify_cli *vc = arg;
+
+	if (vc->tty)
+		fprintf(stderr, "\rverify    %llu/%llu objects ", (unsigned long long)done, (unsigned long long)total);
+}
+
+/* The exit status from what the lines said (a job through the mount). */
+static int verify_status(const struct verify_cli *vc)
+{
+	if (vc->lost || vc->missing)
+		return 4;
+	return vc->repaired ? 1 : 0;
+}
+
+/* Through the mount: a job, its lines from job_line. */
+static int verify_mounted(struct target *t, const char *arg, struct verify_cli *vc)
+{
+	int64_t id = cli_job_submit(t, "verify", arg);
+	sqlite3_stmt *s;
+	int rc;
+
+	if (id < 0) {
+		tfs_error("store verify: cannot queue the request in '%s'", t->vol);
+		return 8;
+	}
+	rc = cli_job_follow(t, id, "verify", 0);
+	if (sqlite3_prepare_v2(meta_db(t->v->meta), "SELECT kind, line FROM job_line WHERE job=?1 ORDER BY seq",
+			       -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, id);
+		while (sqlite3_step(s) == SQLITE_ROW)
+			verify_line(vc, (enum verify_kind)sqlite3_column_int(s, 0),
+				    (const char *)sqlite3_column_text(s, 1));
+		sqlite3_finalize(s);
+	}
+	if (!meta_begin(t->v->meta)) {
+		if (sqlite3_prepare_v2(meta_db(t->v->meta), "DELETE FROM job_line WHERE job=?1", -1, &s, NULL) ==
+		    SQLITE_OK) {
+			sqlite3_bind_int64(s, 1, id);
+			sqlite3_step(s);
+			sqlite3_finalize(s);
+		}
+		if (meta_commit(t->v->meta, 0))
+			meta_rollback(t->v->meta);
+	}
+	return rc ? 8 : verify_status(vc);
+}
+
+static int store_verify(int argc, char **argv)
+{
+	const char *volume = NULL, *path = NULL;
+	struct verify_cli vc = { isatty(2), 0, 0, 0 };
+	int flags = 0, ret;
+	struct target t;
+
+	for (int i = 2; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			store_usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--deep")) {
+			flags |= VERIFY_DEEP;
+		} else if (!strcmp(argv[i], "--repair")) {
+			flags |= VERIFY_REPAIR;
+		} else if (!strcmp(argv[i], "--volume") && i + 1 < argc) {
+			volume = argv[++i];
+		} else if (!strncmp(argv[i], "--volume=", 9)) {
+			volume = argv[i] + 9;
+		} else if (argv[i][0] == '-' || path) {
+			tfs_error("store verify: unexpected argument '%s'; see 'tierfs store --help'", argv[i]);
+			return 2;
+		} else {
+			path = argv[i];
+		}
+	}
+	if (target_open(&t, volume, path, 0))
+		return 8;
+	if (volume_mount_pid(t.vol) > 0) {
+		ret = verify_mounted(&t, flags == (VERIFY_DEEP | VERIFY_REPAIR) ? "deep,repair" :
+					  flags == VERIFY_DEEP ? "deep" : flags == VERIFY_REPAIR ? "repair" : NULL, &vc);
+	} else {
+		struct verify_ops ops = { &vc, verify_line, verify_progress };
+		struct verify_stats st;
+		struct sync *s;
+		char err[1024];
+		int rc = sync_open(t.v, NULL, NULL, &s, err, sizeof(err));
+
+		if (rc) {
+			tfs_error("store verify: %s", err);
+			target_close(&t);
+			return 8;
+		}
+		rc = verify_run(s, flags, &ops, &st);
+		if (vc.tty)
+			fputs("\r\033[K", stderr);
+		sync_close(s);
+		ret = rc ? 8 : verify_exit_status(&st, flags);
+	}
+	if (ret == 8)
+		tfs_error("store verify: could not check the store of '%s'", t.vol);
+	target_close(&t);
+	return ret;
+}
+
 int cmd_store(int argc, char **argv)
 {
 	const char *url = NULL, *endpoint = NULL;
@@ -161,6 +302,8 @@ int cmd_store(int argc, char **argv)
 		store_usage(stdout);
 		return 0;
 	}
+	if (!strcmp(argv[1], "verify"))
+		return store_verify(argc, argv);
 	if (strcmp(argv[1], "check")) {
 		tfs_error("'%s' is not a store command; see 'tierfs store --help'", argv[1]);
 		return 2;

@@ -89,7 +89,7 @@ static void progress_end(int tty)
 
 /* ---- jobs through a live mount ---- */
 
-static int64_t job_submit(struct target *t, const char *kind, const char *arg)
+int64_t cli_job_submit(struct target *t, const char *kind, const char *arg)
 {
 	sqlite3_stmt *s;
 	int64_t id = -1;
@@ -113,8 +113,7 @@ static int64_t job_submit(struct target *t, const char *kind, const char *arg)
 	return id;
 }
 
-/* Follow a job to its end. 0 done, 1 failed (message printed). */
-static int job_follow(struct target *t, int64_t id, const char *what, int timeout_s)
+int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s)
 {
 	int tty = isatty(2), rc = 1;
 	time_t start = time(NULL);
@@ -137,7 +136,7 @@ static int job_follow(struct target *t, int64_t id, const char *what, int timeou
 		}
 		sqlite3_finalize(s);
 		if (strcmp(what, "gc") && strcmp(what, "publish"))
-			progress(tty, what, done, total, "files");
+			progress(tty, what, done, total, strcmp(what, "verify") ? "files" : "objects");
 		if (!strcmp(state, "done")) {
 			progress_end(tty);
 			if (!strcmp(what, "gc"))
@@ -379,13 +378,13 @@ static int do_cmd(int argc, char **argv, const char *kind, const char *usage)
 				ret = run_here(&t, kind, NULL, &a);
 				break;
 			}
-			id = job_submit(&t, kind, is_gc && a.force ? "force" : arg);
+			id = cli_job_submit(&t, kind, is_gc && a.force ? "force" : arg);
 			if (id < 0) {
 				tfs_error("%s: cannot queue the request in '%s'", kind, t.vol);
 				ret = 1;
 				break;
 			}
-			ret = job_follow(&t, id, kind, a.timeout_s);
+			ret = cli_job_follow(&t, id, kind, a.timeout_s);
 			if (!ret && is_sync && a.wait)
 				ret = wait_synced(&t, arg ? arg : "/", a.timeout_s);
 		} else {

@@ -191,6 +191,9 @@ static const char schema_v3_sql[] =
 	/* Objects a store verify found missing or damaged: an upload puts
 	 * them again instead of trusting the object table (sync.c). */
 	"CREATE TABLE IF NOT EXISTS object_missing(name TEXT PRIMARY KEY) WITHOUT ROWID;"
+	/* What a job reports line by line (store verify), read by the CLI. */
+	"CREATE TABLE IF NOT EXISTS job_line(job INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY(job, seq)) WITHOUT ROWID;"
 	"";
 
 #define META_CACHE_MAX 128

@@ -49,6 +49,7 @@
 #include "publish.h"
 #include "snapshot.h"
 #include "store.h"
+#include "verify.h"
 
 #define NS 1000000000ll
 #define MAX_INFLIGHT_UPLOADS 64
@@ -192,13 +193,40 @@ int sync_store_reachable(struct sync *s)
 	return r;
 }
 
+struct store *sync_store(struct sync *s)
+{
+	return s->store;
+}
+
+struct meta *sync_meta(struct sync *s)
+{
+	return s->meta;
+}
+
+const struct volkey *sync_key(struct sync *s)
+{
+	return &s->key;
+}
+
+void sync_lock(struct sync *s)
+{
+	hlock(s);
+}
+
+void sync_unlock(struct sync *s)
+{
+	hunlock(s);
+}
+
 /* ---- SQL helpers (host lock held) ---- */
 
 static const char SQL_FILE[] =
 	"SELECT mode, nlink, size, placement, sync_state, pin, rule, atime, mtime FROM inode WHERE ino=?1";
 static const char SQL_CHUNKS[] = "SELECT idx, obj, len, local FROM chunk WHERE ino=?1 ORDER BY idx";
 static const char SQL_CHUNK_ONE[] = "SELECT obj, len, local FROM chunk WHERE ino=?1 AND idx=?2";
-static const char SQL_OBJ_STATE[] = "SELECT refs, doomed FROM object WHERE name=?1";
+/* An object a store verify found missing or damaged is not usable: put it again. */
+static const char SQL_OBJ_STATE[] =
+	"SELECT refs, doomed, name IN (SELECT name FROM object_missing) FROM object WHERE name=?1";
 static const char SQL_OBJ_ADD[] =
 	"INSERT INTO object(name, size, refs, since) VALUES(?1, ?2, 0, unixepoch())"
 	" ON CONFLICT(name) DO NOTHING";
@@ -383,7 +411,8 @@ static int want_upload(const struct file_facts *f)
 		f->placement == PLACEMENT_ON_DEMAND);
 }
 
-/* Is the object usable for dedupe: 1 yes, 0 not known, -EAGAIN doomed. */
+/* Is the object usable for dedupe: 1 yes, 0 not known (or found missing
+ * by a store verify: put it again), -EAGAIN doomed. */
 static int object_usable(struct sync *s, const char *name)
 {
 	sqlite3_stmt *st = meta_stmt(s->meta, SQL_OBJ_STATE);
@@ -393,7 +422,7 @@ static int object_usable(struct sync *s, const char *name)
 		return -EIO;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
-		rc = sqlite3_column_int64(st, 1) ? -EAGAIN : 1;
+		rc = sqlite3_column_int64(st, 1) ? -EAGAIN : sqlite3_column_int64(st, 2) ? 0 : 1;
 	sqlite3_reset(st);
 	return rc;
 }
@@ -486,6 +515,14 @@ static int put_batch(struct sync *s, struct put_job *jobs, int n)
 			sqlite3_reset(st);
 			sqlite3_bind_text(st, 1, jobs[k].name, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, (int64_t)jobs[k].enc_len);
+			step_done(s, st);
+		}
+		st = meta_stmt(s->meta, "DELETE FROM object_missing WHERE name=?1");
+		for (int k = 0; k < n && st; k++) {
+			if (jobs[k].rc)
+				continue;
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, jobs[k].name, -1, SQLITE_STATIC);
 			step_done(s, st);
 		}
 		if (meta_commit(s->meta, 0))
@@ -1418,6 +1455,64 @@ static int files_under(struct sync *s, const char *arg, uint64_t **out, size_t *
 	return rc;
 }
 
+/* A store verify run as a job: its lines go to job_line for the CLI. */
+struct verify_job {
+	struct sync *s;
+	int64_t id;
+	int64_t seq;
+};
+
+static void verify_job_line(void *arg, enum verify_kind kind, const char *text)
+{
+	struct verify_job *vj = arg;
+	struct sync *s = vj->s;
+
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		sqlite3_stmt *st = meta_stmt(s->meta, "INSERT INTO job_line(job, seq, kind, line) VALUES(?1, ?2, ?3, ?4)");
+		int rc = -EIO;
+
+		if (st) {
+			sqlite3_bind_int64(st, 1, vj->id);
+			sqlite3_bind_int64(st, 2, ++vj->seq);
+			sqlite3_bind_int64(st, 3, kind);
+			sqlite3_bind_text(st, 4, text, -1, SQLITE_TRANSIENT);
+			rc = step_done(s, st);
+		}
+		if (rc || meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+}
+
+static void job_update(struct sync *s, int64_t id, const char *state, uint64_t done, uint64_t total,
+		       const char *error);
+
+static void verify_job_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct verify_job *vj = arg;
+
+	job_update(vj->s, vj->id, "running", done, total, NULL);
+}
+
+static int run_verify_job(struct sync *s, int64_t id, const char *arg)
+{
+	struct verify_job vj = { s, id, 0 };
+	struct verify_ops ops = { &vj, verify_job_line, verify_job_progress };
+	struct verify_stats st;
+	int flags = 0, rc;
+
+	if (arg && strstr(arg, "deep"))
+		flags |= VERIFY_DEEP;
+	if (arg && strstr(arg, "repair"))
+		flags |= VERIFY_REPAIR;
+	job_update(s, id, "running", 0, 0, NULL);
+	rc = verify_run(s, flags, &ops, &st);
+	job_update(s, id, rc ? "failed" : "done", st.checked, st.objects,
+		   rc ? "store verify: the store does not answer (see the lines above)" : NULL);
+	return rc;
+}
+
 int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 {
 	uint64_t *inos = NULL, done = 0, failed = 0;
@@ -1435,6 +1530,8 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 		job_update(s, id, rc ? "failed" : "done", st.seq, st.objects, rc ? err : NULL);
 		return rc;
 	}
+	if (!strcmp(kind, "verify"))
+		return run_verify_job(s, id, arg);
 	if (!strcmp(kind, "gc")) {
 		uint64_t objs, bytes;
 

@@ -57,7 +57,7 @@ static int root_of(struct file_store *f)
 static int refresh(struct file_store *f)
 {
 	struct stat a, b;
-	int fd, changed = 0;
+	int fd, changed = 0, saved = errno; /* callers report the failed call's errno */
 
 	pthread_mutex_lock(&f->lock);
 	/* gone: fail until it is back */
@@ -87,6 +87,7 @@ static int refresh(struct file_store *f)
 		changed = 1;
 out:
 	pthread_mutex_unlock(&f->lock);
+	errno = saved;
 	return changed;
 }
 

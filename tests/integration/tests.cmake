@@ -28,3 +28,4 @@ tierfs_integration_test(hybrid_azure)
 # one at a time (both are settings of the whole machine).
 set_tests_properties(posix cloud_basic uring_fallback PROPERTIES RESOURCE_LOCK fuse_uring)
 tierfs_integration_test(health)
+tierfs_integration_test(verify)
