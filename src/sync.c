@@ -1467,6 +1467,10 @@ static void verify_job_line(void *arg, enum verify_kind kind, const char *text)
 	struct verify_job *vj = arg;
 	struct sync *s = vj->s;
 
+	if (kind != VERIFY_INFO)
+		log_warn("store verify: %s%s", kind == VERIFY_LOST ? "LOST: " : kind == VERIFY_REPAIRED ? "repaired: " : "", text);
+	else
+		log_info("store verify: %s", text);
 	hlock(s);
 	if (!meta_begin(s->meta)) {
 		sqlite3_stmt *st = meta_stmt(s->meta, "INSERT INTO job_line(job, seq, kind, line) VALUES(?1, ?2, ?3, ?4)");
@@ -1847,6 +1851,49 @@ static void *worker_main(void *arg)
 }
 
 /*
+ * The store works again after failing: was it wiped meanwhile (a directory
+ * or bucket made again)? Then `head` is gone though a snapshot was
+ * published, and so are the chunks of files that look synced: a store
+ * verify with repair is queued as a job, which uploads the local copies
+ * again, republishes and names the files that cannot be mended.
+ */
+static void check_store_lost(struct sync *s)
+{
+	char key[SNAP_KEY_MAX];
+	sqlite3_stmt *st;
+	int64_t snaps = 0;
+	int rc;
+
+	hlock(s);
+	st = meta_stmt(s->meta, "SELECT count(*) FROM snapshot");
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		snaps = sqlite3_column_int64(st, 0);
+	if (st)
+		sqlite3_reset(st);
+	hunlock(s);
+	if (!snaps)
+		return;
+	snap_key_head(key);
+	rc = store_head(s->store, key, NULL);
+	if (rc != -ENOENT)
+		return;
+	log_error("the store lost its objects while it failed ('%s' is gone): verifying and repairing"
+		  " from local copies", key);
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		st = meta_stmt(s->meta, "INSERT INTO job(kind, arg, created) VALUES('verify', 'repair', ?1)");
+		rc = -EIO;
+		if (st) {
+			sqlite3_bind_int64(st, 1, now_ns());
+			rc = step_done(s, st);
+		}
+		if (rc || meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+}
+
+/*
  * Uploads back off per file, up to 5 minutes. While uploads fail, the
  * oldest queued file is tried again every few seconds; once an upload
  * succeeds again the whole queue is due at once: the store is back, in
@@ -1883,6 +1930,8 @@ static void upload_recovery(struct sync *s)
 			log_info("uploads work again: %d queued files are due now", sqlite3_changes(meta_db(s->meta)));
 	}
 	hunlock(s);
+	if (!failing)
+		check_store_lost(s);
 }
 
 static void *sched_main(void *arg)

@@ -7,7 +7,8 @@
 # 'status --errors' lists the file that does not sync as persistent, and
 # 'status --check' exits 1 with one line (failure threshold, queue age) and
 # 0 when healthy. The directory made again: the queue drains with no
-# remount and everything is ok again. The same with the directory made
+# remount, the file the store lost is uploaded again by itself (store
+# verify is clean) and everything is ok again. The same with the directory made
 # immutable (chattr +i) and then writable again.
 . "$(dirname "$0")/lib.sh"
 tfs_setup
@@ -118,6 +119,16 @@ k=$("$TIERFS" status --errors --json "$MNT" | sync_json '[e["kind"] for e in j["
 mkdir "$STORE"
 note "store directory made again"
 expect_recovered "recreated store" m/b
+# m/a was synced before the store lost everything: the engine saw that
+# (head gone) and mended it from the local copy by itself.
+for ((i = 0; i < 30; i++)); do
+	rc=0
+	"$TIERFS" store verify --volume "$VOL" >"$T/verify.out" 2>&1 || rc=$?
+	[ "$rc" -eq 0 ] && break
+	sleep 1
+done
+[ "$rc" -eq 0 ] || { sed 's/^/    verify: /' "$T/verify.out"; tfs_problem "store verify exits $rc 30 s after the store came back empty"; }
+grep -q 'store lost its objects' "$VOL/tierfs.log" || tfs_problem "no log line about the store having lost its objects"
 
 # 4. The store made immutable: uploads fail; writable again: recovery.
 chattr -R +i "$STORE" || fail "chattr +i"
