@@ -1,10 +1,15 @@
 /*
  * log.c - logging to stderr or syslog, thread safe (one write per line).
+ * A line on stderr (the daemon's log file, or the terminal with -f) starts
+ * with the time in ISO 8601 UTC with milliseconds and the level:
+ *   2026-12-04T17:03:51.123Z tierfs: error: object store failing: ...
+ * syslog and journald stamp lines themselves.
  */
 #include "log.h"
 
 #include <stdio.h>
 #include <syslog.h>
+#include <time.h>
 
 static int use_syslog;
 static enum log_level max_level = LOG_LVL_INFO;
@@ -32,10 +37,18 @@ void tfs_log(enum log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (use_syslog)
+	if (use_syslog) {
 		syslog(prio[lvl], "%s", msg);
-	else
-		fprintf(stderr, "tierfs: %s: %s\n", names[lvl], msg);
+	} else {
+		struct timespec ts;
+		struct tm tm;
+		char when[32] = "";
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (gmtime_r(&ts.tv_sec, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		fprintf(stderr, "%s.%03ldZ tierfs: %s: %s\n", when, ts.tv_nsec / 1000000, names[lvl], msg);
+	}
 }
 
 void tfs_error(const char *fmt, ...)

@@ -149,5 +149,12 @@ for f in a b c; do
 	sync_expect "$MNT/m/$f" synced 10 "after remount" || true
 done
 tfs_umount "$MNT"
+# The daemon's log lines carry an ISO 8601 time with milliseconds and a level.
+n=$(grep -cE 'tierfs: (error|warning|info|debug): ' "$VOL/tierfs.log")
+bad=$(grep -E 'tierfs: (error|warning|info|debug): ' "$VOL/tierfs.log" |
+	grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z tierfs: (error|warning|info|debug): ')
+note "log: $n lines, e.g. $(grep -m1 'object store failing' "$VOL/tierfs.log")"
+[ "$n" -ge 3 ] || tfs_problem "only $n log lines in $VOL/tierfs.log"
+[ "$bad" -eq 0 ] || tfs_problem "$bad log lines without an ISO 8601 time: $(grep -E 'tierfs: (error|warning|info): ' "$VOL/tierfs.log" | head -n2)"
 tfs_finish
 note "health: all passed"
