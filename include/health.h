@@ -34,6 +34,7 @@ struct health_rec {
 	int64_t failing_since; /* first failure after the last success, 0: not failing */
 	uint64_t failures;     /* failures since the last success */
 	uint64_t ok_total, error_total;
+	int last_code;         /* the last error's errno (not stored: 0 after a load) */
 	char last_error[256];
 };
 
@@ -58,6 +59,8 @@ void health_release(struct health *h);
 void health_note(struct health *h, enum health_dir d, int rc, const char *msg);
 /* Is the direction failing now (its latest attempt failed)? */
 int health_failing(struct health *h, enum health_dir d);
+/* A copy of one direction's record. */
+void health_get(struct health *h, enum health_dir d, struct health_rec *out);
 /* Read the recorded health from the metadata store (zeroed when none). */
 int health_load(struct meta *m, struct health_rec out[HEALTH__COUNT]);
 /* Load into h (at mount). */

@@ -47,6 +47,13 @@ void json_str(FILE *f, const char *s);
 int64_t cli_job_submit(struct target *t, const char *kind, const char *arg);
 int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s);
 
+/*
+ * Before a volume claims a store (format): the store must work (put, get,
+ * list, delete, as `store check`) and hold no other volume's objects.
+ * 0, -EEXIST (another volume's objects there), other errors; why says it.
+ */
+int cli_store_claim_check(const char *url, char *why, size_t len);
+
 /* The upload queue and the files that do not sync (cmd_health.c). */
 struct queue_facts {
 	uint64_t files, bytes;

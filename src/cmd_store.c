@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "cli_int.h"
 #include "log.h"
+#include "snapshot.h"
 #include "store.h"
 #include "sync.h"
 #include "verify.h"
@@ -45,12 +46,23 @@ static void store_usage(FILE *f)
 		   "                   AWS_ENDPOINT_URL, or the public cloud)\n");
 }
 
-static void line(const char *what, int rc, const char *ok_text)
+/* Where a check reports: lines on out (NULL: quiet), the first failure in why. */
+struct check_out {
+	FILE *out;
+	char *why;
+	size_t len;
+};
+
+static void line(struct check_out *o, const char *what, int rc, const char *ok_text)
 {
+	if (rc && o->why && !o->why[0])
+		snprintf(o->why, o->len, "%s: %s", what, store_errmsg());
+	if (!o->out)
+		return;
 	if (rc)
-		printf("  %-12s FAILED: %s\n", what, store_errmsg());
+		fprintf(o->out, "  %-12s FAILED: %s\n", what, store_errmsg());
 	else
-		printf("  %-12s %s\n", what, ok_text);
+		fprintf(o->out, "  %-12s %s\n", what, ok_text);
 }
 
 static int is_transport(int rc)
@@ -72,7 +84,8 @@ static int find_key(void *arg, const char *key, uint64_t size)
 	return 0;
 }
 
-static int store_check(const char *url, const char *endpoint)
+/* 0 when the store works (reachable, credentials, put, get, list, delete). */
+static int check_store(const char *url, const char *endpoint, struct check_out *o)
 {
 	/* Fail fast: a check should answer in seconds, not minutes. */
 	struct store_opts opts = { .endpoint = endpoint, .max_retries = 2,
@@ -85,42 +98,44 @@ static int store_check(const char *url, const char *endpoint)
 	int rc, failed = 0;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		tfs_error("cannot get random bytes: %s", strerror(errno));
+		snprintf(o->why, o->len, "cannot get random bytes: %s", strerror(errno));
 		return 1;
 	}
 	hex_encode(rnd, sizeof(rnd), hex);
 	snprintf(key, sizeof(key), "tierfs-check-%s", hex);
 	snprintf(body, sizeof(body), "tierfs store check %s\n", hex);
 
-	printf("checking store '%s'\n", url);
+	if (o->out)
+		fprintf(o->out, "checking store '%s'\n", url);
 	rc = store_open(url, &opts, &s, err, sizeof(err));
 	if (rc) {
-		printf("  %-12s FAILED: %s\n", "configure", err);
-		tfs_error("cannot open store '%s': %s", url, err);
+		if (o->out)
+			fprintf(o->out, "  %-12s FAILED: %s\n", "configure", err);
+		snprintf(o->why, o->len, "%s", err);
 		return 1;
 	}
 
 	/* A listing is the cheapest request that needs a good signature. */
 	rc = store_list(s, key, find_key, &f);
 	if (is_transport(rc)) {
-		line("reachable", rc, "");
+		line(o, "reachable", rc, "");
 		failed = 1;
 		goto out;
 	}
-	printf("  %-12s yes\n", "reachable");
+	line(o, "reachable", 0, "yes");
 	if (rc == -EACCES) {
-		line("credentials", rc, "");
+		line(o, "credentials", rc, "");
 		failed = 1;
 	} else if (rc == -ENOENT) {
-		line("bucket", rc, "");
+		line(o, "bucket", rc, "");
 		failed = 1;
 		goto out;
 	} else {
-		printf("  %-12s accepted\n", "credentials");
+		line(o, "credentials", 0, "accepted");
 	}
 
 	rc = store_put(s, key, body, strlen(body));
-	line("put", rc, "allowed");
+	line(o, "put", rc, "allowed");
 	if (rc) {
 		failed = 1;
 		goto out;
@@ -130,7 +145,7 @@ static int store_check(const char *url, const char *endpoint)
 		store_set_errmsg("the object came back different (%zu bytes)", got.len);
 		rc = -EIO;
 	}
-	line("get", rc, "allowed, content verified");
+	line(o, "get", rc, "allowed, content verified");
 	failed |= rc != 0;
 
 	f.found = 0;
@@ -139,7 +154,7 @@ static int store_check(const char *url, const char *endpoint)
 		store_set_errmsg("the new object '%s' is not listed", key);
 		rc = -EIO;
 	}
-	line("list", rc, "allowed, object listed");
+	line(o, "list", rc, "allowed, object listed");
 	failed |= rc != 0;
 
 	rc = store_del(s, key);
@@ -152,17 +167,59 @@ static int store_check(const char *url, const char *endpoint)
 			rc = -EIO;
 		}
 	}
-	line("delete", rc, "allowed, object gone");
+	line(o, "delete", rc, "allowed, object gone");
 	failed |= rc != 0;
 out:
 	tbuf_release(&got);
 	store_close(s);
-	if (failed) {
-		tfs_error("store '%s' is not usable", url);
+	return failed;
+}
+
+static int store_check(const char *url, const char *endpoint)
+{
+	char why[600] = "";
+	struct check_out o = { stdout, why, sizeof(why) };
+
+	if (check_store(url, endpoint, &o)) {
+		tfs_error("store '%s' is not usable: %s", url, why);
 		return 1;
 	}
 	printf("store '%s' works\n", url);
 	return 0;
+}
+
+static int first_key(void *arg, const char *key, uint64_t size)
+{
+	(void)size;
+	snprintf(arg, SNAP_KEY_MAX, "%s", key);
+	return 1;
+}
+
+int cli_store_claim_check(const char *url, char *why, size_t len)
+{
+	struct check_out o = { NULL, why, len };
+	struct store_opts opts = { .max_retries = 2, .connect_timeout_ms = 5000, .timeout_ms = 20000 };
+	char err[512], found[SNAP_KEY_MAX] = "";
+	static const char *const prefixes[] = { "head", "snaps/", "chunks/", "files/", "dirs/" };
+	struct store *s;
+	int rc;
+
+	why[0] = '\0';
+	if (check_store(url, NULL, &o))
+		return -EIO;
+	rc = store_open(url, &opts, &s, err, sizeof(err));
+	if (rc) {
+		snprintf(why, len, "%s", err);
+		return rc;
+	}
+	for (size_t k = 0; k < sizeof(prefixes) / sizeof(prefixes[0]) && !found[0] && rc >= 0; k++)
+		rc = store_list(s, prefixes[k], first_key, found);
+	if (rc < 0)
+		snprintf(why, len, "cannot list it: %s", store_errmsg());
+	else if (found[0])
+		snprintf(why, len, "it already holds another volume's objects ('%s')", found);
+	store_close(s);
+	return rc < 0 ? rc : found[0] ? -EEXIST : 0;
 }
 
 /* ---- store verify ---- */

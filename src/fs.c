@@ -2638,13 +2638,19 @@ out:
 		 * takes sizes from the data files. */
 		if (!frc && pt_open) {
 			log_warn("files still open in passthrough at unmount: the next mount rechecks sizes");
-			frc = -EBUSY;
+		} else {
+			if (!frc)
+				frc = set_clean(fs->meta, 1);
+			if (frc) {
+				log_error("unmount of '%s' could not write all metadata: %s; fsck will repair",
+					  vol->dir, strerror(-frc));
+				/* the daemon's exit status says so (tierfs umount) */
+				snprintf(err, errlen, "the daemon of '%s' could not write all metadata at unmount: %s;"
+					 " 'tierfs fsck' repairs it", vol->dir, strerror(-frc));
+				if (!rc)
+					rc = frc;
+			}
 		}
-		if (!frc)
-			frc = set_clean(fs->meta, 1);
-		if (frc)
-			log_error("unmount of '%s' could not write all metadata: %s; fsck will repair",
-				  vol->dir, strerror(-frc));
 	}
 	for (size_t s = 0; fs->htab && s < fs->hsize; s++)
 		while (fs->htab[s])

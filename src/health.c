@@ -68,6 +68,7 @@ void health_note(struct health *h, enum health_dir d, int rc, const char *msg)
 		r->error_total++;
 		if (!r->failures++)
 			r->failing_since = now;
+		r->last_code = -rc;
 		snprintf(r->last_error, sizeof(r->last_error), "%s", msg && msg[0] ? msg : strerror(-rc));
 	}
 	h->dirty = 1;
@@ -82,6 +83,13 @@ int health_failing(struct health *h, enum health_dir d)
 	f = h->r[d].failures > 0;
 	pthread_mutex_unlock(&h->lock);
 	return f;
+}
+
+void health_get(struct health *h, enum health_dir d, struct health_rec *out)
+{
+	pthread_mutex_lock(&h->lock);
+	*out = h->r[d];
+	pthread_mutex_unlock(&h->lock);
 }
 
 static const char SQL_LOAD[] =

@@ -100,6 +100,7 @@ struct sync {
 	int reachable;
 	struct health health;   /* what the store operations did, per direction */
 	int64_t last_probe;     /* scheduler only */
+	int64_t last_dprobe;    /* scheduler only */
 	int uploads_failed;     /* scheduler only: uploads were failing at the last tick */
 	int gc_running;
 	int64_t last_gc;
@@ -1934,6 +1935,45 @@ static void upload_recovery(struct sync *s)
 		check_store_lost(s);
 }
 
+/*
+ * Recalls are rare on a home mount: after one failed for a reason that
+ * passes (the store was down), and the store has answered other requests
+ * since, a recall-sized request on the recall handle (HEAD of an object a
+ * file references) every few seconds tells whether downloads work again.
+ */
+static void download_probe(struct sync *s)
+{
+	struct health_rec d, other;
+	int64_t now = now_ns(), since_ok = 0;
+	char name[CODEC_NAME_SIZE] = "", key[128];
+	sqlite3_stmt *st;
+
+	health_get(&s->health, HEALTH_DOWNLOAD, &d);
+	if (!d.failures || !health_transient(-d.last_code) || now - s->last_dprobe < 5 * NS)
+		return;
+	for (int k = 0; k < HEALTH__COUNT; k++) {
+		if (k == HEALTH_DOWNLOAD)
+			continue;
+		health_get(&s->health, (enum health_dir)k, &other);
+		if (other.last_ok > since_ok)
+			since_ok = other.last_ok;
+	}
+	if (since_ok <= d.last_error_at)
+		return; /* the store has not answered anything since */
+	s->last_dprobe = now;
+	hlock(s);
+	st = meta_stmt(s->meta, "SELECT obj FROM chunk LIMIT 1");
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
+	if (st)
+		sqlite3_reset(st);
+	hunlock(s);
+	if (!name[0])
+		return;
+	obj_key(name, key, sizeof(key));
+	note_store(s, HEALTH_DOWNLOAD, store_head(s->rstore, key, NULL), "check of the recall path");
+}
+
 static void *sched_main(void *arg)
 {
 	struct sync *s = arg;
@@ -1962,6 +2002,7 @@ static void *sched_main(void *arg)
 			make_local(s, ev[k], flags[k]);
 
 		upload_recovery(s);
+		download_probe(s);
 		pthread_mutex_lock(&s->qlock);
 		refill(s);
 		pthread_mutex_unlock(&s->qlock);

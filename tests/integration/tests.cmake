@@ -30,3 +30,5 @@ set_tests_properties(posix cloud_basic uring_fallback PROPERTIES RESOURCE_LOCK f
 tierfs_integration_test(health)
 tierfs_integration_test(verify)
 tierfs_integration_test(fsck_live)
+tierfs_integration_test(umount_status)
+tierfs_integration_test(format_store)
