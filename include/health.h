@@ -34,7 +34,7 @@ struct health_rec {
 	int64_t failing_since; /* first failure after the last success, 0: not failing */
 	uint64_t failures;     /* failures since the last success */
 	uint64_t ok_total, error_total;
-	int last_code;         /* the last error's errno (not stored: 0 after a load) */
+	int last_code;         /* the last error's errno */
 	char last_error[256];
 };
 

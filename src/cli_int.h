@@ -42,10 +42,11 @@ void json_str(FILE *f, const char *s);
 /*
  * Jobs for a live mount (cmd_sync.c): leave a job (kind, arg) in the job
  * table for the mount's sync engine (the id, -1 on failure), and follow it
- * to its end with progress on a terminal: 0 done, 1 failed (printed).
+ * to its end with progress on a terminal: 0 done (the job's final done
+ * count in *done_out, if not NULL), 1 failed (printed).
  */
 int64_t cli_job_submit(struct target *t, const char *kind, const char *arg);
-int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s);
+int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s, uint64_t *done_out);
 
 /*
  * Before a volume claims a store (format): the store must work (put, get,

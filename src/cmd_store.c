@@ -270,7 +270,7 @@ static int verify_mounted(struct target *t, const char *arg, struct verify_cli *
 		tfs_error("store verify: cannot queue the request in '%s'", t->vol);
 		return 8;
 	}
-	rc = cli_job_follow(t, id, "verify", 0);
+	rc = cli_job_follow(t, id, "verify", 0, NULL);
 	if (sqlite3_prepare_v2(meta_db(t->v->meta), "SELECT kind, line FROM job_line WHERE job=?1 ORDER BY seq",
 			       -1, &s, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(s, 1, id);

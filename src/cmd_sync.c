@@ -113,7 +113,7 @@ int64_t cli_job_submit(struct target *t, const char *kind, const char *arg)
 	return id;
 }
 
-int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s)
+int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s, uint64_t *done_out)
 {
 	int tty = isatty(2), rc = 1;
 	time_t start = time(NULL);
@@ -135,16 +135,22 @@ int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s
 				snprintf(err, sizeof(err), "%s", (const char *)sqlite3_column_text(s, 3));
 		}
 		sqlite3_finalize(s);
-		if (strcmp(what, "gc") && strcmp(what, "publish"))
+		if (strcmp(what, "gc") && strcmp(what, "publish") && total &&
+		    (strcmp(what, "sync") || strcmp(state, "done")))
 			progress(tty, what, done, total, strcmp(what, "verify") ? "files" : "objects");
 		if (!strcmp(state, "done")) {
 			progress_end(tty);
+			if (done_out)
+				*done_out = done;
 			if (!strcmp(what, "gc"))
 				printf("gc: deleted %llu objects (%llu bytes)\n", (unsigned long long)done,
 				       (unsigned long long)total);
 			else if (!strcmp(what, "publish"))
 				printf("published snapshot %llu (%llu objects)\n", (unsigned long long)done,
 				       (unsigned long long)total);
+			else if (!strcmp(what, "sync") && tty)
+				fprintf(stderr, "sync: %llu of %llu files queued for upload\n", (unsigned long long)done,
+					(unsigned long long)total);
 			rc = 0;
 			break;
 		}
@@ -207,11 +213,13 @@ static int queue_left(struct target *t, const char *vpath, uint64_t *files, uint
 	return 0;
 }
 
-static int wait_synced(struct target *t, const char *vpath, int timeout_s)
+/* Follow the upload queue below vpath until it is empty; queued: the files
+ * the sync job queued, the totals of the progress. */
+static int wait_synced(struct target *t, const char *vpath, int timeout_s, uint64_t queued)
 {
 	int tty = isatty(2);
 	time_t start = time(NULL);
-	uint64_t first = 0;
+	uint64_t files0 = queued;
 
 	for (;;) {
 		uint64_t files, bytes;
@@ -224,13 +232,17 @@ static int wait_synced(struct target *t, const char *vpath, int timeout_s)
 			tfs_error("sync: cannot read the upload queue");
 			return 1;
 		}
-		if (!first)
-			first = bytes ? bytes : 1;
-		if (tty)
-			fprintf(stderr, "\rsync      %llu files, %.1f MiB left%s%s   ", (unsigned long long)files,
+		if (files > files0)
+			files0 = files; /* queued before, or written meanwhile */
+		if (tty && files)
+			fprintf(stderr, "\rsync      [%llu/%llu files uploaded, %.1f MiB left]%s%s   ",
+				(unsigned long long)(files0 - files), (unsigned long long)files0,
 				(double)bytes / 1048576.0, err[0] ? "; last error: " : "", err);
 		if (!files) {
-			progress_end(tty);
+			if (tty && files0)
+				fputc('\n', stderr);
+			printf("sync: %llu files uploaded%s\n", (unsigned long long)files0,
+			       files0 ? "" : ": everything was in the store");
 			return 0;
 		}
 		if (volume_mount_pid(t->vol) <= 0) {
@@ -355,6 +367,7 @@ static int do_cmd(int argc, char **argv, const char *kind, const char *usage)
 	for (int k = 0; k < (a.npaths ? a.npaths : 1) && !ret; k++) {
 		char vp[PATH_MAX];
 		const char *arg = NULL;
+		uint64_t queued = 0;
 
 		if (a.npaths) {
 			uint64_t ino;
@@ -384,9 +397,9 @@ static int do_cmd(int argc, char **argv, const char *kind, const char *usage)
 				ret = 1;
 				break;
 			}
-			ret = cli_job_follow(&t, id, kind, a.timeout_s);
+			ret = cli_job_follow(&t, id, kind, a.timeout_s, &queued);
 			if (!ret && is_sync && a.wait)
-				ret = wait_synced(&t, arg ? arg : "/", a.timeout_s);
+				ret = wait_synced(&t, arg ? arg : "/", a.timeout_s, queued);
 		} else {
 			ret = run_here(&t, kind, arg, &a);
 		}

@@ -93,14 +93,15 @@ void health_get(struct health *h, enum health_dir d, struct health_rec *out)
 }
 
 static const char SQL_LOAD[] =
-	"SELECT dir, last_ok, last_error_at, failing_since, failures, ok_total, error_total, last_error"
-	" FROM health";
+	"SELECT dir, last_ok, last_error_at, failing_since, failures, ok_total, error_total, last_error,"
+	" last_code FROM health";
 static const char SQL_SAVE[] =
 	"INSERT INTO health(dir, last_ok, last_error_at, failing_since, failures, ok_total, error_total,"
-	" last_error) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(dir) DO UPDATE SET"
+	" last_error, last_code) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(dir) DO UPDATE SET"
 	" last_ok=excluded.last_ok, last_error_at=excluded.last_error_at,"
 	" failing_since=excluded.failing_since, failures=excluded.failures,"
-	" ok_total=excluded.ok_total, error_total=excluded.error_total, last_error=excluded.last_error";
+	" ok_total=excluded.ok_total, error_total=excluded.error_total, last_error=excluded.last_error,"
+	" last_code=excluded.last_code";
 
 int health_load(struct meta *m, struct health_rec out[HEALTH__COUNT])
 {
@@ -126,6 +127,7 @@ int health_load(struct meta *m, struct health_rec out[HEALTH__COUNT])
 		r->error_total = (uint64_t)sqlite3_column_int64(s, 6);
 		if (sqlite3_column_type(s, 7) != SQLITE_NULL)
 			snprintf(r->last_error, sizeof(r->last_error), "%s", (const char *)sqlite3_column_text(s, 7));
+		r->last_code = (int)sqlite3_column_int64(s, 8);
 	}
 	sqlite3_reset(s);
 	return 0;
@@ -174,6 +176,7 @@ int health_save(struct health *h, struct meta *m)
 		sqlite3_bind_int64(s, 6, (int64_t)r[d].ok_total);
 		sqlite3_bind_int64(s, 7, (int64_t)r[d].error_total);
 		sqlite3_bind_text(s, 8, r[d].last_error, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 9, r[d].last_code);
 		if (sqlite3_step(s) != SQLITE_DONE)
 			rc = -EIO;
 	}

@@ -1520,7 +1520,7 @@ static int run_verify_job(struct sync *s, int64_t id, const char *arg)
 
 int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 {
-	uint64_t *inos = NULL, done = 0, failed = 0;
+	uint64_t *inos = NULL, done = 0, failed = 0, queued = 0;
 	size_t n = 0;
 	char err[256] = "";
 	int rc;
@@ -1573,9 +1573,10 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 				   (arg && f.placement == PLACEMENT_ON_DEMAND)) &&
 			    f.sync_state != SYNC_SYNCED && f.sync_state != SYNC_EVICTED &&
 			    !meta_begin(s->meta)) {
-				placement_queue_upload(s->meta, inos[k], 0);
-				if (meta_commit(s->meta, 0))
+				if (placement_queue_upload(s->meta, inos[k], 0) || meta_commit(s->meta, 0))
 					meta_rollback(s->meta);
+				else
+					queued++;
 			}
 			hunlock(s);
 			r = 0;
@@ -1622,9 +1623,10 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 			job_update(s, id, "running", done, n, NULL);
 	}
 	free(inos);
-	if (!strcmp(kind, "sync") && !rc)
-		rc = 0;
-	job_update(s, id, failed || rc ? "failed" : "done", done, n, err[0] ? err : NULL);
+	/* a sync job reports what it queued of what it looked at, not the
+	 * files it looked at: the CLI follows the uploads of those */
+	job_update(s, id, failed || rc ? "failed" : "done", !strcmp(kind, "sync") ? queued : done, n,
+		   err[0] ? err : NULL);
 	return rc;
 }
 
