@@ -69,6 +69,14 @@ int health_restore(struct health *h, struct meta *m);
  * transaction. */
 int health_save(struct health *h, struct meta *m);
 
+/* The upload queue and the files that do not sync, from the metadata store. */
+struct health_queue {
+	uint64_t files, bytes;
+	int64_t oldest;                 /* ns since the epoch of the oldest change queued, 0: none */
+	uint64_t transient, persistent; /* files that do not sync, by kind */
+};
+int health_queue_facts(struct meta *m, struct health_queue *q);
+
 /*
  * A file does not sync (dir: the direction that failed): record or clear
  * (rc 0) its row in file_error. The caller holds the metadata lock and runs

@@ -55,13 +55,7 @@ int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s
  */
 int cli_store_claim_check(const char *url, char *why, size_t len);
 
-/* The upload queue and the files that do not sync (cmd_health.c). */
-struct queue_facts {
-	uint64_t files, bytes;
-	int64_t oldest;                /* ns since the epoch of the oldest change queued, 0: none */
-	uint64_t transient, persistent; /* files that do not sync, by kind */
-};
-int cli_queue_facts(struct volume *v, struct queue_facts *q);
+/* `tierfs status`: the sync engine's health (cmd_health.c). */
 /* status: the "sync" part (a JSON member when json), from the recorded health. */
 void cli_status_sync(struct volume *v, int json);
 /* status --errors: the files that do not sync, with why. Exit status. */

@@ -17,6 +17,7 @@
 #include "cli_int.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "placement.h"
 
 #define NS 1000000000ll
@@ -51,38 +52,6 @@ static void json_opt_str(const char *s)
 		printf("null");
 }
 
-int cli_queue_facts(struct volume *v, struct queue_facts *q)
-{
-	sqlite3_stmt *s;
-	int rc = -EIO;
-
-	memset(q, 0, sizeof(*q));
-	if (sqlite3_prepare_v2(meta_db(v->meta),
-			       "SELECT count(*), coalesce(sum(i.size),0), coalesce(min(u.changed),0)"
-			       " FROM upload u JOIN inode i ON i.ino=u.ino", -1, &s, NULL) != SQLITE_OK)
-		return rc;
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		q->files = (uint64_t)sqlite3_column_int64(s, 0);
-		q->bytes = (uint64_t)sqlite3_column_int64(s, 1);
-		q->oldest = sqlite3_column_int64(s, 2);
-		rc = 0;
-	}
-	sqlite3_finalize(s);
-	if (rc)
-		return rc;
-	/* the files that do not sync, by kind (none before schema 3 tables) */
-	if (sqlite3_prepare_v2(meta_db(v->meta),
-			       "SELECT coalesce(sum(persistent=0),0), coalesce(sum(persistent<>0),0) FROM file_error",
-			       -1, &s, NULL) == SQLITE_OK) {
-		if (sqlite3_step(s) == SQLITE_ROW) {
-			q->transient = (uint64_t)sqlite3_column_int64(s, 0);
-			q->persistent = (uint64_t)sqlite3_column_int64(s, 1);
-		}
-		sqlite3_finalize(s);
-	}
-	return 0;
-}
-
 /* The direction failing since the earliest time, or -1 when all are ok. */
 static int worst(const struct health_rec *r)
 {
@@ -97,12 +66,12 @@ static int worst(const struct health_rec *r)
 void cli_status_sync(struct volume *v, int json)
 {
 	struct health_rec r[HEALTH__COUNT];
-	struct queue_facts q;
+	struct health_queue q;
 	int64_t now = (int64_t)now_real_ns();
 	char b1[40], b2[40];
 	int w;
 
-	cli_queue_facts(v, &q);
+	health_queue_facts(v->meta, &q);
 	health_load(v->meta, r);
 	w = worst(r);
 	if (json) {
@@ -226,12 +195,12 @@ int cli_status_errors(struct volume *v, int json)
 int cli_status_check(struct volume *v, long max_failures, long max_queue_age_s)
 {
 	struct health_rec r[HEALTH__COUNT];
-	struct queue_facts q;
+	struct health_queue q;
 	int64_t now = (int64_t)now_real_ns();
 	const struct health_rec *u = &r[HEALTH_UPLOAD];
 	char b[40];
 
-	if (cli_queue_facts(v, &q) || health_load(v->meta, r)) {
+	if (health_queue_facts(v->meta, &q) || health_load(v->meta, r)) {
 		tfs_error("status: cannot read the health of '%s'", v->dir);
 		return 3;
 	}
@@ -248,4 +217,46 @@ int cli_status_check(struct volume *v, long max_failures, long max_queue_age_s)
 	printf("healthy: %" PRIu64 " files queued, uploads %s\n", q.files,
 	       u->failures ? "failing below the threshold" : u->ok_total ? "ok" : "not used yet");
 	return 0;
+}
+
+static const char metrics_usage[] =
+	"usage: tierfs metrics [--volume DIR | PATH]\n"
+	"\n"
+	"Print the volume's metrics in the Prometheus text format: store requests\n"
+	"per direction and result, failures since the last success, the upload\n"
+	"queue and its oldest entry's age, the files that do not sync, files and\n"
+	"bytes per placement and sync state. The same record 'tierfs status' shows.\n";
+
+int cmd_metrics(int argc, char **argv)
+{
+	const char *volume = NULL, *path = NULL;
+	struct tbuf b = TBUF_INIT;
+	struct target t;
+	int rc;
+
+	for (int k = 1; k < argc; k++) {
+		if (cli_is_help(argv[k])) {
+			fputs(metrics_usage, stdout);
+			return 0;
+		} else if (!strcmp(argv[k], "--volume") && k + 1 < argc) {
+			volume = argv[++k];
+		} else if (!strncmp(argv[k], "--volume=", 9)) {
+			volume = argv[k] + 9;
+		} else if (argv[k][0] == '-' || path) {
+			tfs_error("metrics: unexpected argument '%s'; see 'tierfs metrics --help'", argv[k]);
+			return 2;
+		} else {
+			path = argv[k];
+		}
+	}
+	if (target_open(&t, volume, path, 1))
+		return 1;
+	rc = metrics_render(t.v->meta, &b);
+	if (rc)
+		tfs_error("metrics: cannot read the volume '%s': %s", t.vol, strerror(-rc));
+	else
+		fwrite(b.data, 1, b.len, stdout);
+	tbuf_release(&b);
+	target_close(&t);
+	return rc ? 1 : 0;
 }

@@ -217,3 +217,32 @@ int health_file_error(struct meta *m, uint64_t ino, enum health_dir d, int rc, i
 	sqlite3_reset(s);
 	return r == SQLITE_DONE ? 0 : -EIO;
 }
+
+int health_queue_facts(struct meta *m, struct health_queue *q)
+{
+	sqlite3_stmt *s = meta_stmt(m, "SELECT count(*), coalesce(sum(i.size),0), coalesce(min(u.changed),0)"
+				       " FROM upload u JOIN inode i ON i.ino=u.ino");
+	int rc = -EIO;
+
+	memset(q, 0, sizeof(*q));
+	if (!s)
+		return rc;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		q->files = (uint64_t)sqlite3_column_int64(s, 0);
+		q->bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		q->oldest = sqlite3_column_int64(s, 2);
+		rc = 0;
+	}
+	sqlite3_reset(s);
+	if (rc)
+		return rc;
+	s = meta_stmt(m, "SELECT coalesce(sum(persistent=0),0), coalesce(sum(persistent<>0),0) FROM file_error");
+	if (s) {
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			q->transient = (uint64_t)sqlite3_column_int64(s, 0);
+			q->persistent = (uint64_t)sqlite3_column_int64(s, 1);
+		}
+		sqlite3_reset(s);
+	}
+	return 0;
+}

@@ -25,6 +25,15 @@ sync_on_exit "chattr -R -i '$STORE' 2>/dev/null"
 mkdir -p "$MNT/m"
 
 hv() { sync_vol "$1" "$MNT"; }
+# metric NAME{LABELS}: its value in 'tierfs metrics' (empty when absent);
+# every sample line must be in the Prometheus text format.
+metric()
+{
+	timeout 20 "$TIERFS" metrics "$MNT" >"$T/metrics.out" 2>&1 || { echo "?metrics failed"; return; }
+	grep -vE '^# (HELP|TYPE) ' "$T/metrics.out" | grep -vE '^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+$' |
+		head -n 2 | sed 's/^/?bad line: /'
+	awk -v k="$1" '$1 == k { print $2 }' "$T/metrics.out"
+}
 
 # 1. Healthy: an upload happened, the store is ok, --check says so.
 sync_random "$MNT/m/a" 1
@@ -38,6 +47,12 @@ ls1=$(hv 'j["sync"]["health"]["upload"]["last_success"]')
 rc=0
 "$TIERFS" status --check "$MNT" >"$T/check.out" 2>"$T/check.err" || rc=$?
 [ "$rc" -eq 0 ] || tfs_problem "status --check exited $rc on a healthy volume: $(cat "$T/check.err")"
+up_ok=$(metric 'tierfs_store_requests_total{direction="upload",result="ok"}')
+up_err0=$(metric 'tierfs_store_requests_total{direction="upload",result="error"}')
+qf=$(metric tierfs_upload_queue_files)
+note "metrics: uploads ok $up_ok, errors $up_err0, queue $qf"
+{ [ "$up_ok" -ge 1 ] 2>/dev/null; } || tfs_problem "metrics: upload ok requests '$up_ok' after an upload"
+[ "$qf" = 0 ] || tfs_problem "metrics: upload queue '$qf' after sync --wait"
 
 # expect_failing WHAT: within 20 s the status reports uploads failing.
 expect_failing()
@@ -91,6 +106,13 @@ rm -rf "$STORE"
 note "store directory deleted"
 sync_random "$MNT/m/b" 1
 expect_failing "deleted store" || true
+up_err=$(metric 'tierfs_store_requests_total{direction="upload",result="error"}')
+qf=$(metric tierfs_upload_queue_files)
+fl=$(metric 'tierfs_store_failures{direction="upload"}')
+note "metrics while failing: upload errors $up_err, queue $qf, failures $fl"
+{ [ "$up_err" -gt "$up_err0" ] 2>/dev/null; } || tfs_problem "metrics: upload errors '$up_err' did not grow from '$up_err0' while uploads fail"
+[ "$qf" = 1 ] || tfs_problem "metrics: upload queue '$qf' with one file waiting"
+{ [ "$fl" -ge 1 ] 2>/dev/null; } || tfs_problem "metrics: upload failures gauge '$fl' while failing"
 # --check: past the failure threshold -> 1 and one line naming uploads
 rc=0
 "$TIERFS" status --check --max-upload-failures 1 "$MNT" >"$T/check.out" 2>"$T/check.err" || rc=$?
