@@ -23,6 +23,7 @@ struct fs_opts {
 	int recall_timeout_s;  /* bound on recalls of evicted data (0: 30 s) */
 	int gc_grace_s;        /* unreferenced objects live this long (0: 60 s, -1: none) */
 	int publish_interval_s; /* snapshots at most this often (0: 5 s) */
+	const char *metrics;    /* serve Prometheus metrics on IPv4:PORT, or NULL */
 };
 
 void fs_opts_default(struct fs_opts *o);

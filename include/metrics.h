@@ -17,4 +17,15 @@
  * caller holds m's lock, if it has one). 0 or a negative errno. */
 int metrics_render(struct meta *m, struct tbuf *out);
 
+/*
+ * Serve GET /metrics over HTTP (libmicrohttpd, its own thread) on addr,
+ * "IPv4:PORT" (e.g. 127.0.0.1:9567). Each scrape calls render(arg, out),
+ * which appends the text. Errors with a message in err. Stop and free with
+ * metrics_stop().
+ */
+struct metrics_server;
+int metrics_serve(const char *addr, int (*render)(void *arg, struct tbuf *out), void *arg,
+		  struct metrics_server **out, char *err, size_t errlen);
+void metrics_stop(struct metrics_server *ms);
+
 #endif

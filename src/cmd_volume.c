@@ -173,6 +173,7 @@ static const char mount_usage[] =
 	"                            without fsync reach the metadata store within N ms\n"
 	"                            (default 10; 0 commits each change at once)\n"
 	"     log=FILE               daemon log file (default VOLUME/tierfs.log)\n"
+	"     metrics=IPv4:PORT      serve Prometheus metrics at http://IPv4:PORT/metrics\n"
 	"     sync_interval=SECONDS  sync engine tick (default 1)\n"
 	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
 	"                            unreachable; then EIO (default 30)\n"
@@ -270,6 +271,10 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		}
 		if (!strcmp(o, "log") && v && *v) {
 			ma->log = v;
+			continue;
+		}
+		if (!strcmp(o, "metrics") && v && *v) {
+			ma->fs.metrics = v;
 			continue;
 		}
 		if (eq)

@@ -50,6 +50,7 @@
 #include "fsck.h"
 #include "fuse_io.h"
 #include "log.h"
+#include "metrics.h"
 #include "meta.h"
 #include "placement.h"
 #include "sync.h"
@@ -140,6 +141,7 @@ struct fs {
 	unsigned spare_head, spare_n;
 	int spare_stop;
 	pthread_t spare_thread;
+	struct metrics_server *metrics; /* -o metrics, or NULL */
 };
 _Static_assert(offsetof(struct fs, io) == 0, "fuse_io_attach: userdata starts with its fuse_io");
 
@@ -2433,6 +2435,18 @@ static int set_clean(struct meta *m, int clean)
 	return rc;
 }
 
+/* A scrape of -o metrics: the metadata store under the mount's lock. */
+static int render_metrics(void *arg, struct tbuf *out)
+{
+	struct fs *fs = arg;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = metrics_render(fs->meta, out);
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
 int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	   void (*ready)(void *arg), void *arg, char *err, size_t errlen)
 {
@@ -2484,6 +2498,11 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 			snprintf(err, errlen, "%s", serr);
 			goto out;
 		}
+	}
+	if (o->metrics) {
+		rc = metrics_serve(o->metrics, render_metrics, fs, &fs->metrics, err, errlen);
+		if (rc)
+			goto out;
 	}
 	if (meta_config_get(fs->meta, "clean", &clean) || strcmp(clean, "1")) {
 		rc = fs_recover(vol);
@@ -2572,6 +2591,8 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	rc = 0;
 	fuse_io_detach(&fs->io); /* no request is served after this */
 out:
+	metrics_stop(fs->metrics); /* no scrape reads the store after this */
+	fs->metrics = NULL;
 	if (fs->sync) {
 		struct sync *sy = fs->sync;
 

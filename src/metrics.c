@@ -2,15 +2,20 @@
  * metrics.c - Prometheus text format of a volume's recorded health and
  * counters (interface in metrics.h). Every value is read from the metadata
  * store, so `tierfs metrics` beside a live mount and the mount itself say
- * the same.
+ * the same. The mount serves them over HTTP with libmicrohttpd (-o metrics=).
  */
 #include "metrics.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "health.h"
 #include "placement.h"
@@ -126,4 +131,97 @@ int metrics_render(struct meta *m, struct tbuf *b)
 		tbuf_release(&bytes);
 	}
 	return rc;
+}
+
+/* ---- HTTP (libmicrohttpd) ---- */
+
+struct metrics_server {
+	struct MHD_Daemon *d;
+	int (*render)(void *arg, struct tbuf *out);
+	void *arg;
+};
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *version, const char *upload, size_t *upload_size, void **req_cls)
+{
+	static const char not_found[] = "only /metrics here\n", failed[] = "cannot read the volume\n";
+	struct metrics_server *ms = cls;
+	struct tbuf b = TBUF_INIT;
+	struct MHD_Response *r;
+	unsigned status = MHD_HTTP_OK;
+	enum MHD_Result ret;
+
+	(void)version;
+	(void)upload;
+	(void)upload_size;
+	(void)req_cls;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+	else if (strcmp(url, "/metrics"))
+		status = MHD_HTTP_NOT_FOUND;
+	else if (ms->render(ms->arg, &b))
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	if (status == MHD_HTTP_OK)
+		r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+	else if (status == MHD_HTTP_INTERNAL_SERVER_ERROR)
+		r = MHD_create_response_from_buffer(sizeof(failed) - 1, (void *)failed, MHD_RESPMEM_PERSISTENT);
+	else
+		r = MHD_create_response_from_buffer(sizeof(not_found) - 1, (void *)not_found, MHD_RESPMEM_PERSISTENT);
+	tbuf_release(&b);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type",
+				status == MHD_HTTP_OK ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+int metrics_serve(const char *addr, int (*render)(void *arg, struct tbuf *out), void *arg,
+		  struct metrics_server **out, char *err, size_t errlen)
+{
+	struct sockaddr_in sa;
+	struct metrics_server *ms;
+	char host[64];
+	const char *colon = strrchr(addr, ':');
+	char *end;
+	unsigned long port;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	port = colon ? strtoul(colon + 1, &end, 10) : 0;
+	if (!colon || (size_t)(colon - addr) >= sizeof(host) || !port || port > 65535 || *end) {
+		snprintf(err, errlen, "metrics address '%s' is not IPv4:PORT (e.g. 127.0.0.1:9567)", addr);
+		return -EINVAL;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		snprintf(err, errlen, "metrics address '%s' is not IPv4:PORT (e.g. 127.0.0.1:9567)", addr);
+		return -EINVAL;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	ms = calloc(1, sizeof(*ms));
+	if (!ms)
+		return -ENOMEM;
+	ms->render = render;
+	ms->arg = arg;
+	ms->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, answer, ms,
+				 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 16u,
+				 MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	if (!ms->d) {
+		snprintf(err, errlen, "cannot serve metrics on '%s' (address in use, or not this host's?)", addr);
+		free(ms);
+		return -EADDRINUSE;
+	}
+	*out = ms;
+	return 0;
+}
+
+void metrics_stop(struct metrics_server *ms)
+{
+	if (!ms)
+		return;
+	MHD_stop_daemon(ms->d);
+	free(ms);
 }

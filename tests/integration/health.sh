@@ -20,7 +20,8 @@ MNT=$T/mnt
 STORE=$T/store
 "$TIERFS" format --store "file://$STORE" "$VOL" >/dev/null || fail "format"
 "$TIERFS" policy add --volume "$VOL" m --path '/m/**' --placement mirror --settle 1s >/dev/null || fail "policy add"
-tfs_mount "$VOL" "$MNT" -o "$SYNC_MOUNT_OPTS"
+MPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tfs_mount "$VOL" "$MNT" -o "$SYNC_MOUNT_OPTS,metrics=127.0.0.1:$MPORT"
 sync_on_exit "chattr -R -i '$STORE' 2>/dev/null"
 mkdir -p "$MNT/m"
 
@@ -161,6 +162,27 @@ expect_failing "immutable store" || true
 chattr -R -i "$STORE"
 note "store writable again"
 expect_recovered "writable store" m/c
+
+# The mount serves the same over HTTP (libmicrohttpd), and counters move.
+scrape() { curl -sS -m 10 -D "$T/hdr" "http://127.0.0.1:$MPORT$1"; }
+scrape /metrics >"$T/http1" || tfs_problem "cannot scrape http://127.0.0.1:$MPORT/metrics"
+grep -qi '^content-type: text/plain; version=0.0.4' "$T/hdr" || tfs_problem "scrape content type: $(grep -i content-type "$T/hdr")"
+a=$(awk '$1 == "tierfs_store_requests_total{direction=\"upload\",result=\"ok\"}" { print $2 }' "$T/http1")
+sync_random "$MNT/m/d" 1
+sync_cli "sync --wait m/d" "$TIERFS" sync --wait "$MNT/m/d"
+sleep 1.5 # the mount writes its record once a tick
+scrape /metrics >"$T/http2" || tfs_problem "second scrape"
+b=$(awk '$1 == "tierfs_store_requests_total{direction=\"upload\",result=\"ok\"}" { print $2 }' "$T/http2")
+note "HTTP scrape: upload ok requests $a, then $b after one more file"
+{ [ "$b" -gt "$a" ] 2>/dev/null; } || tfs_problem "upload ok requests did not grow over HTTP: '$a' then '$b'"
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 "http://127.0.0.1:$MPORT/nothing")
+[ "$code" = 404 ] || tfs_problem "GET /nothing answered $code, expected 404"
+# a busy port refuses the mount of another volume with one line
+"$TIERFS" format --store "file://$T/store2" "$T/vol2" >/dev/null || fail "format vol2"
+mkdir -p "$T/mnt2"
+TFS_MOUNTS+=("$T/mnt2")
+TFS_VOLUMES+=("$T/vol2")
+tfs_expect_refused "metrics port in use" "$TIERFS" mount -o "metrics=127.0.0.1:$MPORT" "$T/vol2" "$T/mnt2"
 
 # The record survives a remount.
 tfs_umount "$MNT"
