@@ -1855,32 +1855,32 @@ static void *worker_main(void *arg)
 
 /*
  * The store works again after failing: was it wiped meanwhile (a directory
- * or bucket made again)? Then `head` is gone though a snapshot was
- * published, and so are the chunks of files that look synced: a store
- * verify with repair is queued as a job, which uploads the local copies
- * again, republishes and names the files that cannot be mended.
+ * or bucket made again)? Then objects files reference are gone: a sample
+ * of them (any would do: a wiped store has none) is asked for. If one is
+ * missing, a store verify with repair is queued as a job, which uploads
+ * the local copies again, republishes and names the files that cannot be
+ * mended. (`head` is no sign: a publish may have put a new one already.)
  */
 static void check_store_lost(struct sync *s)
 {
-	char key[SNAP_KEY_MAX];
+	char names[8][CODEC_NAME_SIZE], key[600];
 	sqlite3_stmt *st;
-	int64_t snaps = 0;
-	int rc;
+	int n = 0, rc = 0;
 
 	hlock(s);
-	st = meta_stmt(s->meta, "SELECT count(*) FROM snapshot");
-	if (st && sqlite3_step(st) == SQLITE_ROW)
-		snaps = sqlite3_column_int64(st, 0);
+	st = meta_stmt(s->meta, "SELECT name FROM object WHERE refs > 0 AND doomed = 0 ORDER BY random() LIMIT 8");
+	while (st && n < 8 && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(names[n++], CODEC_NAME_SIZE, "%s", (const char *)sqlite3_column_text(st, 0));
 	if (st)
 		sqlite3_reset(st);
 	hunlock(s);
-	if (!snaps)
-		return;
-	snap_key_head(key);
-	rc = store_head(s->store, key, NULL);
+	for (int k = 0; k < n && rc != -ENOENT; k++) {
+		obj_key(names[k], key, sizeof(key));
+		rc = store_head(s->store, key, NULL);
+	}
 	if (rc != -ENOENT)
 		return;
-	log_error("the store lost its objects while it failed ('%s' is gone): verifying and repairing"
+	log_error("the store lost objects while it failed ('%s' is gone): verifying and repairing"
 		  " from local copies", key);
 	hlock(s);
 	if (!meta_begin(s->meta)) {

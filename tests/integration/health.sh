@@ -151,7 +151,7 @@ for ((i = 0; i < 30; i++)); do
 	sleep 1
 done
 [ "$rc" -eq 0 ] || { sed 's/^/    verify: /' "$T/verify.out"; tfs_problem "store verify exits $rc 30 s after the store came back empty"; }
-grep -q 'store lost its objects' "$VOL/tierfs.log" || tfs_problem "no log line about the store having lost its objects"
+grep -q 'store lost objects' "$VOL/tierfs.log" || tfs_problem "no log line about the store having lost its objects"
 
 # 4. The store made immutable: uploads fail; writable again: recovery.
 chattr -R +i "$STORE" || fail "chattr +i"
