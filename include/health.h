@@ -65,6 +65,8 @@ void health_get(struct health *h, enum health_dir d, struct health_rec *out);
 int health_load(struct meta *m, struct health_rec out[HEALTH__COUNT]);
 /* Load into h (at mount). */
 int health_restore(struct health *h, struct meta *m);
+/* Changed since the last save? */
+int health_dirty(struct health *h);
 /* Write h if it changed; the caller holds the metadata lock and runs a
  * transaction. */
 int health_save(struct health *h, struct meta *m);

@@ -52,6 +52,16 @@ struct verify_ops {
  */
 int verify_run(struct sync *s, int flags, const struct verify_ops *ops, struct verify_stats *st);
 
+/*
+ * Copy every referenced object from s's store to dst (`store set`): an
+ * object dst already has is skipped, so an interrupted copy goes on where
+ * it stopped. Objects the old store cannot give (missing, or unreadable)
+ * are counted in *unreadable_out and left to a verify --repair on dst. 0,
+ * or a negative errno when a store failed (a line tells which).
+ */
+int verify_copy(struct sync *s, struct store *dst, const struct verify_ops *ops, uint64_t *copied_out,
+		uint64_t *present_out, uint64_t *unreadable_out);
+
 /* The exit status of `store verify`, as fsck(8): 0 clean, 1 problems all
  * repaired, 4 problems left. */
 int verify_exit_status(const struct verify_stats *st, int flags);

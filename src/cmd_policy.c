@@ -821,18 +821,21 @@ int cmd_policy(int argc, char **argv)
 static const char status_usage[] =
 	"usage: tierfs status [--json] [--volume DIR] [PATH...]\n"
 	"       tierfs status --errors [--json] [--volume DIR]\n"
-	"       tierfs status --check [--max-upload-failures N] [--max-queue-age SECONDS] [--volume DIR]\n"
+	"       tierfs status --check [--max-upload-failures N] [--max-queue-age DURATION]\n"
+	"                     [--volume DIR]\n"
 	"\n"
-	"Without PATH: the volume, its files and bytes per placement and sync\n"
-	"state, the upload queue and the store's health per direction (upload,\n"
-	"download, publish, requests, gc) as the sync engine's operations recorded\n"
-	"it. With PATHs: each file's placement, the rule that gave it, its\n"
-	"pin and its sync state (a directory lists the files below it).\n"
+	"Without PATH, or with the mount point: the volume, its files and bytes\n"
+	"per placement and sync state, the upload queue and the store's health\n"
+	"per direction (upload, download, publish, requests, gc) as the sync\n"
+	"engine's operations recorded it. With PATHs: each file's placement, the\n"
+	"rule that gave it, its pin and its sync state (a directory lists the\n"
+	"files below it).\n"
 	"--errors lists the files that do not sync, with the reason: transient\n"
 	"(retried by itself) or persistent (needs the operator).\n"
 	"--check exits 0 when healthy, 1 with a one-line reason when uploads have\n"
 	"failed N times in a row (default 5) or the oldest queued file waits\n"
-	"longer than SECONDS (default 3600); 3 when the volume cannot be read.\n";
+	"longer than DURATION (default 1h; 30m, 2h or seconds); 3 when the volume\n"
+	"cannot be read.\n";
 
 struct status_row {
 	int first;
@@ -1062,6 +1065,13 @@ int cmd_status(int argc, char **argv)
 		ret = check ? cli_status_check(t.v, max_failures, max_age) : cli_status_errors(t.v, c.json);
 		target_close(&t);
 		return ret;
+	}
+	if (argc == 2 && !c.volume) {
+		/* the mount point itself: the volume's status, as for a cloud mount */
+		char abs[PATH_MAX];
+
+		if (t.mnt[0] && realpath(argv[1], abs) && !strcmp(abs, t.mnt))
+			argc = 1;
 	}
 	if (argc == 1) {
 		ret = status_volume(&t, c.json);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ static void store_usage(FILE *f)
 {
 	fprintf(f, "usage: tierfs store check URL [--endpoint URL]\n"
 		   "       tierfs store verify [--deep] [--repair] [--volume DIR | PATH]\n"
+		   "       tierfs store set URL [--no-check] [--force] --volume DIR\n"
 		   "\n"
 		   "verify: check that every object the volume's metadata references is in\n"
 		   "its store (--deep: read, decrypt and authenticate each), and name the\n"
@@ -35,6 +37,14 @@ static void store_usage(FILE *f)
 		   "Runs through the mount when the volume is mounted. Exit status as\n"
 		   "fsck(8): 0 all present, 1 problems found and all repaired, 4 problems\n"
 		   "left, 8 could not check (store failing, no volume), 2 usage.\n"
+		   "\n"
+		   "set: move an unmounted volume to another store: checked first as with\n"
+		   "'check' (and refused if it holds another volume's objects, unless\n"
+		   "--force), every object the volume uses is copied (those already there\n"
+		   "are skipped: run it again after an interruption), then the volume uses\n"
+		   "the new store, and whatever the old store could not give is uploaded\n"
+		   "again from local copies. Exit status 0 moved, 1 failed (the volume keeps\n"
+		   "its store), 4 moved but some data could not be mended, 2 usage.\n"
 		   "\n"
 		   "Check that an object store works for tierfs: reachable, credentials\n"
 		   "accepted, and put, get, list and delete allowed (with a temporary\n"
@@ -347,6 +357,134 @@ static int store_verify(int argc, char **argv)
 	return ret;
 }
 
+/* ---- store set ---- */
+
+static int store_set(int argc, char **argv)
+{
+	const char *volume = NULL, *url = NULL;
+	struct verify_cli vc = { isatty(2), 0, 0, 0 };
+	struct verify_ops ops = { &vc, verify_line, verify_progress };
+	struct verify_stats vst;
+	uint64_t copied = 0, present = 0, unreadable = 0;
+	char err[1024], *cur = NULL, *pending = NULL;
+	int check = 1, force = 0, ret = 1, rc;
+	struct store *dst = NULL;
+	struct sync *s = NULL;
+	struct target t;
+
+	for (int i = 2; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			store_usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--no-check")) {
+			check = 0;
+		} else if (!strcmp(argv[i], "--force")) {
+			force = 1;
+		} else if (!strcmp(argv[i], "--volume") && i + 1 < argc) {
+			volume = argv[++i];
+		} else if (!strncmp(argv[i], "--volume=", 9)) {
+			volume = argv[i] + 9;
+		} else if (argv[i][0] == '-' || url) {
+			tfs_error("store set: unexpected argument '%s'; see 'tierfs store --help'", argv[i]);
+			return 2;
+		} else {
+			url = argv[i];
+		}
+	}
+	if (!url) {
+		tfs_error("store set: expected the new store's URL; see 'tierfs store --help'");
+		return 2;
+	}
+	if (target_open(&t, volume, NULL, 0))
+		return 1;
+	if (volume_mount_pid(t.vol) > 0) {
+		tfs_error("store set: volume '%s' is mounted; unmount it first", t.vol);
+		goto out;
+	}
+	meta_config_get(t.v->meta, "store_url", &cur);
+	meta_config_get(t.v->meta, "store_move_to", &pending);
+	if (cur && !strcmp(cur, url)) {
+		printf("volume '%s' already uses store '%s'\n", t.vol, url);
+		ret = 0;
+		goto out;
+	}
+	/* a move already under way to this store goes on: its objects are ours */
+	if (check && !(pending && !strcmp(pending, url))) {
+		char why[600];
+
+		rc = cli_store_claim_check(url, why, sizeof(why));
+		if (rc == -EEXIST && !force) {
+			tfs_error("store set: store '%s' is in use: %s (--force to use it anyway)", url, why);
+			goto out;
+		}
+		if (rc && rc != -EEXIST) {
+			tfs_error("store set: cannot use store '%s': %s", url, why);
+			goto out;
+		}
+	}
+	if (meta_begin(t.v->meta) || meta_config_set(t.v->meta, "store_move_to", url) ||
+	    meta_commit(t.v->meta, 0)) {
+		meta_rollback(t.v->meta);
+		tfs_error("store set: cannot record the move in '%s'", t.vol);
+		goto out;
+	}
+	rc = sync_open(t.v, NULL, NULL, &s, err, sizeof(err));
+	if (!rc) {
+		struct store_opts so = { .max_retries = 2 };
+
+		rc = store_open(url, &so, &dst, err, sizeof(err));
+	}
+	if (rc) {
+		tfs_error("store set: %s", err);
+		goto out;
+	}
+	rc = verify_copy(s, dst, &ops, &copied, &present, &unreadable);
+	if (vc.tty)
+		fputs("\r\033[K", stderr);
+	sync_close(s);
+	s = NULL;
+	if (rc) {
+		tfs_error("store set: stopped after copying %llu objects; the volume still uses '%s';"
+			  " run it again to go on", (unsigned long long)copied, cur ? cur : "?");
+		goto out;
+	}
+	if (unreadable && !copied && !present && !force) {
+		tfs_error("store set: the old store '%s' has none of the volume's %llu objects (is it"
+			  " there?); the volume still uses it (--force moves anyway, uploading local copies)",
+			  cur ? cur : "?", (unsigned long long)unreadable);
+		goto out;
+	}
+	if (meta_begin(t.v->meta) || meta_config_set(t.v->meta, "store_url", url) ||
+	    meta_config_set(t.v->meta, "store_move_to", "") || meta_commit(t.v->meta, 0)) {
+		meta_rollback(t.v->meta);
+		tfs_error("store set: cannot record the new store in '%s'", t.vol);
+		goto out;
+	}
+	printf("volume '%s' now uses store '%s': %llu objects copied, %llu already there\n", t.vol, url,
+	       (unsigned long long)copied, (unsigned long long)present);
+	ret = 0;
+	if (unreadable) {
+		/* what the old store could not give: from local copies */
+		printf("%llu objects the old store did not have: mending from local copies\n",
+		       (unsigned long long)unreadable);
+		rc = sync_open(t.v, NULL, NULL, &s, err, sizeof(err));
+		if (!rc)
+			rc = verify_run(s, VERIFY_REPAIR, &ops, &vst);
+		ret = rc ? 4 : verify_exit_status(&vst, VERIFY_REPAIR) == 4 ? 4 : 0;
+		if (ret)
+			tfs_error("store set: some data could not be mended; see the lines above");
+	}
+out:
+	if (s)
+		sync_close(s);
+	if (dst)
+		store_close(dst);
+	free(cur);
+	free(pending);
+	target_close(&t);
+	return ret;
+}
+
 int cmd_store(int argc, char **argv)
 {
 	const char *url = NULL, *endpoint = NULL;
@@ -361,6 +499,8 @@ int cmd_store(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "verify"))
 		return store_verify(argc, argv);
+	if (!strcmp(argv[1], "set"))
+		return store_set(argc, argv);
 	if (strcmp(argv[1], "check")) {
 		tfs_error("'%s' is not a store command; see 'tierfs store --help'", argv[1]);
 		return 2;

@@ -146,6 +146,16 @@ int health_restore(struct health *h, struct meta *m)
 	return 0;
 }
 
+int health_dirty(struct health *h)
+{
+	int d;
+
+	pthread_mutex_lock(&h->lock);
+	d = h->dirty;
+	pthread_mutex_unlock(&h->lock);
+	return d;
+}
+
 int health_save(struct health *h, struct meta *m)
 {
 	struct health_rec r[HEALTH__COUNT];

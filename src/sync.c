@@ -173,7 +173,8 @@ static void note_store(struct sync *s, enum health_dir d, int rc, const char *wh
 /* Write the recorded health for `tierfs status` (with the host lock held). */
 static void write_status(struct sync *s)
 {
-	if (meta_begin(s->meta))
+	/* nothing new: no transaction (the host's open batch stays open) */
+	if (!health_dirty(&s->health) || meta_begin(s->meta))
 		return;
 	if (health_save(&s->health, s->meta) || meta_commit(s->meta, 0))
 		meta_rollback(s->meta);

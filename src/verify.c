@@ -411,12 +411,14 @@ int verify_run(struct sync *s, int flags, const struct verify_ops *ops, struct v
 		if (ops && ops->progress && (st->checked % 64 == 0 || st->checked == l.n))
 			ops->progress(ops->arg, st->checked, l.n);
 	}
-	if (!st->missing && !st->damaged)
-		goto out;
-
 	sync_lock(s);
 	rc = meta_begin(m);
-	if (!rc)
+	/* what an earlier verify (or a recall) found missing is found again
+	 * below if it still is: a store restored meanwhile clears the list */
+	if (!rc && sqlite3_exec(meta_db(m), "DELETE FROM file_error WHERE persistent=1 AND code=2 AND"
+				 " error LIKE '%missing from the store%'", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
+	if (!rc && (st->missing || st->damaged))
 		rc = mend_files(s, m, &l, flags, &held, st, &inos, &ninos);
 	if (!rc && (flags & VERIFY_REPAIR) && st->published_missing)
 		rc = mark_republish(m, &l, &held);
@@ -430,7 +432,7 @@ int verify_run(struct sync *s, int flags, const struct verify_ops *ops, struct v
 		say(ops, VERIFY_INFO, "cannot record what was found: %s", strerror(-rc));
 		goto out;
 	}
-	if (!(flags & VERIFY_REPAIR))
+	if (!(flags & VERIFY_REPAIR) || (!st->missing && !st->damaged))
 		goto out;
 
 	/* Upload the mended files now, from their local copies. */
@@ -475,6 +477,53 @@ out:
 		free(l.v[i].key);
 	free(l.v);
 	free(inos);
+	return rc;
+}
+
+int verify_copy(struct sync *s, struct store *dst, const struct verify_ops *ops, uint64_t *copied_out,
+		uint64_t *present_out, uint64_t *unreadable_out)
+{
+	struct objlist l = { NULL, 0, 0 };
+	struct store *src = sync_store(s);
+	int rc;
+
+	*copied_out = *present_out = *unreadable_out = 0;
+	sync_lock(s);
+	rc = collect(sync_meta(s), &l);
+	sync_unlock(s);
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		struct tbuf b = TBUF_INIT;
+		uint64_t size;
+
+		rc = store_head(dst, l.v[i].key, &size);
+		if (!rc) {
+			(*present_out)++;
+		} else if (rc == -ENOENT) {
+			rc = store_get(src, l.v[i].key, 0, STORE_WHOLE, &b);
+			if (rc == -ENOENT) {
+				(*unreadable_out)++;
+				rc = 0;
+			} else if (rc) {
+				say(ops, VERIFY_INFO, "cannot read '%s' from the old store: %s", l.v[i].key,
+				    store_errmsg());
+			} else {
+				rc = store_put(dst, l.v[i].key, b.data, b.len);
+				if (rc)
+					say(ops, VERIFY_INFO, "cannot write '%s' to the new store: %s", l.v[i].key,
+					    store_errmsg());
+				else
+					(*copied_out)++;
+			}
+		} else {
+			say(ops, VERIFY_INFO, "cannot check '%s' in the new store: %s", l.v[i].key, store_errmsg());
+		}
+		tbuf_release(&b);
+		if (ops && ops->progress && ((i + 1) % 64 == 0 || i + 1 == l.n))
+			ops->progress(ops->arg, i + 1, l.n);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i].key);
+	free(l.v);
 	return rc;
 }
 

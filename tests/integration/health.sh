@@ -74,7 +74,7 @@ expect_failing()
 	case $s in null | "") tfs_problem "$what: no upload last_error" ;; esac
 	s=$(hv 'j["sync"]["health"]["upload"]["last_success"]')
 	[ "$s" = "$ls1" ] || tfs_problem "$what: last upload success changed from '$ls1' to '$s' while failing"
-	"$TIERFS" status --volume "$MNT" >"$T/status.out" 2>&1 || tfs_problem "$what: status exited non-zero"
+	"$TIERFS" status "$MNT" >"$T/status.out" 2>&1 || tfs_problem "$what: status exited non-zero"
 	grep -q '^store: *FAILING since ' "$T/status.out" || tfs_problem "$what: human status does not say FAILING: $(grep '^store' "$T/status.out")"
 	grep -qi 'reachable' "$T/status.out" && tfs_problem "$what: human status still says reachable"
 	sed 's/^/    status: /' "$T/status.out" | tail -n 9
