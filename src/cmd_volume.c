@@ -174,6 +174,7 @@ static const char mount_usage[] =
 	"                            (default 10; 0 commits each change at once)\n"
 	"     log=FILE               daemon log file (default VOLUME/tierfs.log)\n"
 	"     metrics=IPv4:PORT      serve Prometheus metrics at http://IPv4:PORT/metrics\n"
+	"     log_level=LEVEL        error, warning, info (default) or debug\n"
 	"     sync_interval=SECONDS  sync engine tick (default 1)\n"
 	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
 	"                            unreachable; then EIO (default 30)\n"
@@ -276,6 +277,14 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		if (!strcmp(o, "metrics") && v && *v) {
 			ma->fs.metrics = v;
 			continue;
+		}
+		if (!strcmp(o, "log_level") && v) {
+			enum log_level lvl;
+
+			if (!log_level_parse(v, &lvl)) {
+				log_set_level(lvl);
+				continue;
+			}
 		}
 		if (eq)
 			*eq = '=';

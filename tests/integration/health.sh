@@ -184,15 +184,18 @@ TFS_MOUNTS+=("$T/mnt2")
 TFS_VOLUMES+=("$T/vol2")
 tfs_expect_refused "metrics port in use" "$TIERFS" mount -o "metrics=127.0.0.1:$MPORT" "$T/vol2" "$T/mnt2"
 
-# The record survives a remount.
+# The record survives a remount (with -o log_level=error: no info lines).
 tfs_umount "$MNT"
-tfs_mount "$VOL" "$MNT" -o "$SYNC_MOUNT_OPTS"
+tfs_expect_refused "a bad log_level" "$TIERFS" mount -o log_level=loud "$VOL" "$MNT"
+infos=$(grep -c ' info: ' "$VOL/tierfs.log")
+tfs_mount "$VOL" "$MNT" -o "$SYNC_MOUNT_OPTS,log_level=error"
 t=$(hv 'j["sync"]["health"]["upload"]["error_total"]')
 { [ "$t" -ge 2 ] 2>/dev/null; } || tfs_problem "upload error_total is '$t' after a remount"
 for f in a b c; do
 	sync_expect "$MNT/m/$f" synced 10 "after remount" || true
 done
 tfs_umount "$MNT"
+[ "$(grep -c ' info: ' "$VOL/tierfs.log")" = "$infos" ] || tfs_problem "info lines were logged with -o log_level=error"
 # The daemon's log lines carry an ISO 8601 time with milliseconds and a level.
 n=$(grep -cE 'tierfs: (error|warning|info|debug): ' "$VOL/tierfs.log")
 bad=$(grep -E 'tierfs: (error|warning|info|debug): ' "$VOL/tierfs.log" |
