@@ -757,8 +757,8 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 	}
 	if (!rc)
 		rc = exec1(s, SQL_UPL_DEL, ino);
-	if (!rc)
-		rc = health_file_error(s->meta, ino, HEALTH_UPLOAD, 0, 0, NULL);
+	if (!rc) /* the error list is a report: it never undoes an upload */
+		health_file_error(s->meta, ino, HEALTH_UPLOAD, 0, 0, NULL);
 	if (!rc)
 		rc = settle_state(s, ino) < 0 ? -EIO : 0;
 	if (!rc)
@@ -1076,8 +1076,8 @@ int sync_ensure_local(struct sync *s, uint64_t ino, uint64_t off, uint64_t len)
 				sqlite3_bind_int64(st, 3, 1);
 				rc = step_done(s, st);
 			}
-			if (!rc)
-				rc = health_file_error(s->meta, ino, HEALTH_DOWNLOAD, 0, 0, NULL);
+			if (!rc) /* a report: it never undoes a recall */
+				health_file_error(s->meta, ino, HEALTH_DOWNLOAD, 0, 0, NULL);
 			if (!rc)
 				rc = settle_state(s, ino) < 0 ? -EIO : 0;
 			if (!rc)
