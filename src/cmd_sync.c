@@ -148,7 +148,7 @@ int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s
 			else if (!strcmp(what, "publish"))
 				printf("published snapshot %llu (%llu objects)\n", (unsigned long long)done,
 				       (unsigned long long)total);
-			else if (!strcmp(what, "sync") && tty)
+			else if (!strcmp(what, "sync") && tty && total)
 				fprintf(stderr, "sync: %llu of %llu files queued for upload\n", (unsigned long long)done,
 					(unsigned long long)total);
 			rc = 0;
@@ -218,8 +218,8 @@ static int queue_left(struct target *t, const char *vpath, uint64_t *files, uint
 static int wait_synced(struct target *t, const char *vpath, int timeout_s, uint64_t queued)
 {
 	int tty = isatty(2);
-	time_t start = time(NULL);
-	uint64_t files0 = queued;
+	time_t start = time(NULL), last_line = start;
+	uint64_t files0 = queued, bytes0 = 0;
 
 	for (;;) {
 		uint64_t files, bytes;
@@ -234,10 +234,22 @@ static int wait_synced(struct target *t, const char *vpath, int timeout_s, uint6
 		}
 		if (files > files0)
 			files0 = files; /* queued before, or written meanwhile */
-		if (tty && files)
-			fprintf(stderr, "\rsync      [%llu/%llu files uploaded, %.1f MiB left]%s%s   ",
-				(unsigned long long)(files0 - files), (unsigned long long)files0,
-				(double)bytes / 1048576.0, err[0] ? "; last error: " : "", err);
+		if (bytes > bytes0)
+			bytes0 = bytes;
+		if (files && (tty || time(NULL) - last_line >= 10)) {
+			/* on a terminal a line that updates, with the rate and the
+			 * time left; otherwise a plain line every 10 s */
+			double secs = difftime(time(NULL), start), rate = secs > 0 ? (double)(bytes0 - bytes) / secs : 0;
+			char left[32] = "?";
+
+			if (rate > 0)
+				snprintf(left, sizeof(left), "%.0f s", (double)bytes / rate);
+			fprintf(stderr, "%ssync: %llu/%llu files uploaded, %.1f MiB left, %.1f MiB/s, %s left%s%s%s",
+				tty ? "\r" : "", (unsigned long long)(files0 - files), (unsigned long long)files0,
+				(double)bytes / 1048576.0, rate / 1048576.0, left, err[0] ? "; last error: " : "", err,
+				tty ? "\033[K" : "\n");
+			last_line = time(NULL);
+		}
 		if (!files) {
 			if (tty && files0)
 				fputc('\n', stderr);
