@@ -102,6 +102,7 @@ struct sync {
 	int64_t last_probe;     /* scheduler only */
 	int64_t last_dprobe;    /* scheduler only */
 	int uploads_failed;     /* scheduler only: uploads were failing at the last tick */
+	int head_state;         /* publishing thread: 0 not checked, 1 ours or none, -1 another volume's */
 	int gc_running;
 	int64_t last_gc;
 
@@ -1726,9 +1727,51 @@ static void noop_lock(void *arg)
 	(void)arg;
 }
 
+/*
+ * Before the first publish of this mount: a `head` in the store that this
+ * volume's key cannot open belongs to another volume that claimed the
+ * prefix (formatted with --force, or a store URL pointed at the wrong
+ * place). Publishing would overwrite its head and snapshots: it is refused
+ * (recorded as a publish failure the operator sees) until the prefix is
+ * sorted out. 1 publish, 0 not now (the store did not answer), -1 refused.
+ */
+static int head_is_ours(struct sync *s)
+{
+	struct tbuf b = TBUF_INIT;
+	char key[SNAP_KEY_MAX];
+	uint64_t seq;
+	int rc;
+
+	if (s->head_state)
+		return s->head_state;
+	snap_key_head(key);
+	rc = store_get(s->store, key, 0, STORE_WHOLE, &b);
+	if (rc == -ENOENT) {
+		s->head_state = 1;
+	} else if (rc) {
+		note_store(s, HEALTH_PUBLISH, rc, "read head");
+		tbuf_release(&b);
+		return 0;
+	} else {
+		s->head_state = snap_head_decode(&s->key, b.data, b.len, &seq) ? -1 : 1;
+	}
+	tbuf_release(&b);
+	if (s->head_state < 0)
+		log_error("the store's head belongs to another volume (this volume's key cannot open it):"
+			  " not publishing over it; give each volume its own store prefix");
+	return s->head_state;
+}
+
 int sync_publish(struct sync *s, int force, struct publish_stats *st)
 {
 	int rc;
+
+	if (head_is_ours(s) < 0) {
+		memset(st, 0, sizeof(*st));
+		store_set_errmsg("the store prefix holds another volume's head and snapshots");
+		note_store(s, HEALTH_PUBLISH, -EEXIST, "publish");
+		return -EEXIST;
+	}
 
 	hlock(s);
 	reload_rules(s);

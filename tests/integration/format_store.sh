@@ -48,6 +48,22 @@ ls "$SH" | sed 's/^/    shared: /'
 refused "a prefix another volume uses" "$T/b" --store "file://$SH"
 grep -q 'in use' "$T/err" || tfs_problem "the refusal does not say the store is in use: $(cat "$T/err")"
 "$TIERFS" format --force --store "file://$SH" "$T/b" >/dev/null 2>"$T/err" || tfs_problem "format --force: $(cat "$T/err")"
+# b was forced onto a's prefix: it never publishes over a's head
+H0=$(sha "$SH/head")
+"$TIERFS" policy add --volume "$T/b" m --path '/**' --placement mirror --settle 1s >/dev/null || fail "policy add b"
+tfs_mount "$T/b" "$T/mb" -o sync_interval=1,publish_interval=1
+echo other >"$T/mb/g"
+timeout 60 "$TIERFS" sync --wait "$T/mb/g" >/dev/null 2>&1 || tfs_problem "sync --wait on b"
+rc=0
+timeout 60 "$TIERFS" publish --volume "$T/mb" >/dev/null 2>"$T/err" || rc=$?
+note "publish of b over a's prefix: exit $rc: $(cat "$T/err")"
+[ "$rc" -ne 0 ] || tfs_problem "b published over a's head"
+grep -q "another volume" "$T/err" || tfs_problem "the refused publish does not say why: $(cat "$T/err")"
+sleep 2
+[ "$(sha "$SH/head")" = "$H0" ] || tfs_problem "a's head was overwritten by b"
+s=$(timeout 20 "$TIERFS" status --json --volume "$T/mb" | sync_json 'j["sync"]["health"]["publish"]["state"]')
+[ "$s" = failing ] || tfs_problem "b's publish health is '$s', expected failing"
+tfs_umount "$T/mb"
 "$TIERFS" format --store "file://$T/fresh" "$T/c" >/dev/null 2>"$T/err" || tfs_problem "format on a fresh prefix: $(cat "$T/err")"
 tfs_finish
 note "format_store: all passed"
