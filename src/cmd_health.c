@@ -69,17 +69,22 @@ void cli_status_sync(struct volume *v, int json)
 	struct health_queue q;
 	int64_t now = (int64_t)now_real_ns();
 	char b1[40], b2[40];
-	int w;
+	const char *state;
+	int w, known, used = 0;
 
 	health_queue_facts(v->meta, &q);
-	health_load(v->meta, r);
+	known = !health_load(v->meta, r);
 	w = worst(r);
+	for (int d = 0; d < HEALTH__COUNT; d++)
+		used |= r[d].ok_total || r[d].error_total;
+	/* "ok" only from a record of operations that succeeded */
+	state = !known ? "unknown" : w >= 0 ? "failing" : used ? "ok" : "unused";
 	if (json) {
 		printf("\"sync\":{\"queue\":%" PRIu64 ",\"pending_bytes\":%" PRIu64 ",\"oldest_queued\":", q.files,
 		       q.bytes);
 		json_time(q.oldest);
 		printf(",\"queue_age_s\":%lld,\"store\":\"%s\",\"store_reachable\":%s,\"unreachable_since\":",
-		       q.oldest ? (long long)((now - q.oldest) / NS) : 0LL, w < 0 ? "ok" : "failing",
+		       q.oldest ? (long long)((now - q.oldest) / NS) : 0LL, state,
 		       w < 0 ? "true" : "false");
 		json_time(w < 0 ? 0 : r[w].failing_since);
 		printf(",\"last_error\":");
@@ -110,7 +115,8 @@ void cli_status_sync(struct volume *v, int json)
 		       (long long)((now - q.oldest) / NS));
 	printf("\n");
 	if (w < 0)
-		printf("store:        ok (every latest operation succeeded)\n");
+		printf("store:        %s\n", !strcmp(state, "ok") ? "ok (every latest operation succeeded)" :
+		       !strcmp(state, "unused") ? "no operations yet" : "unknown (no health record in this volume)");
 	else
 		printf("store:        FAILING since %s: %s\n", iso(r[w].failing_since, b1, sizeof(b1)),
 		       r[w].last_error);
