@@ -19,6 +19,7 @@ int cmd_store(int argc, char **argv); /* store check URL */
 int cmd_key(int argc, char **argv);   /* key export / key import */
 int cmd_policy(int argc, char **argv); /* policy add/list/move/rm/explain/check */
 int cmd_status(int argc, char **argv);
+int cmd_metrics(int argc, char **argv); /* cmd_health.c */
 int cmd_pin(int argc, char **argv);
 int cmd_unpin(int argc, char **argv);
 int cmd_sync(int argc, char **argv);

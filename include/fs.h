@@ -27,6 +27,7 @@ struct fs_opts {
 	/* Called with fs_run's arg when the mount went away (unmounted or
 	 * signalled), before the final writes; NULL: nothing to tell. */
 	void (*stopping)(void *arg);
+	const char *metrics;    /* serve Prometheus metrics on IPv4:PORT, or NULL */
 };
 
 void fs_opts_default(struct fs_opts *o);

@@ -1,7 +1,9 @@
 /*
  * log.h - one logging interface for the daemon and the CLI.
  *
- * Messages go to stderr (foreground, CLI) or syslog (daemonised mount).
+ * Messages go to stderr (foreground, CLI, the daemon's log file) with the
+ * time and level, or syslog. A message identical to the one before within
+ * a minute is counted, not repeated (log.c).
  * tfs_die() and tfs_error() in the CLI follow git's style: lowercase,
  * no final period, names quoted, prefixed with "tierfs: ".
  */
@@ -16,6 +18,8 @@ enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 void log_use_syslog(const char *ident);
 /* Messages above this level are dropped; default LOG_LVL_INFO. */
 void log_set_level(enum log_level lvl);
+/* "error", "warning", "info", "debug" -> level; 0, or -1 when unknown. */
+int log_level_parse(const char *s, enum log_level *out);
 
 void tfs_log(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

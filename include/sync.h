@@ -127,4 +127,14 @@ void sync_status_tick(struct sync *s);
 /* Store reachability as last seen by this engine. */
 int sync_store_reachable(struct sync *s);
 
+/* For modules built on the engine (verify.c): its store, key and the
+ * host's lock around the metadata store. */
+struct store;
+struct volkey;
+struct store *sync_store(struct sync *s);
+struct meta *sync_meta(struct sync *s);
+const struct volkey *sync_key(struct sync *s);
+void sync_lock(struct sync *s);
+void sync_unlock(struct sync *s);
+
 #endif

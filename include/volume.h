@@ -50,6 +50,16 @@ int volume_format(const char *dir, const struct volume_format_opts *o, char *err
 int volume_open(const char *dir, int flags, struct volume **out, char *err, size_t errlen);
 void volume_close(struct volume *v);
 
+/*
+ * The daemon's last word, for `tierfs umount`: record in DIR/lock (held
+ * with VOL_LOCK) that the unmount failed, with why, before the lock is
+ * released. Written inside the file's first block, so a full disk does not
+ * stop it. volume_exit_error() reads it back (after the lock is free):
+ * 1 with the message in msg, 0 when the last daemon ended well.
+ */
+int volume_note_exit(struct volume *v, const char *msg);
+int volume_exit_error(const char *dir, char *msg, size_t len);
+
 /* pid of the live home mount of dir, or 0 if it is not mounted. */
 int volume_mount_pid(const char *dir);
 

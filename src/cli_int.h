@@ -6,6 +6,7 @@
 #define TIERFS_CLI_INT_H
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "volume.h"
@@ -57,6 +58,30 @@ int cli_read_line_file(const char *path, char **out);
 void json_str(FILE *f, const char *s);
 /* ns since the epoch as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into buf. */
 void cli_iso_time(int64_t ns, char *buf, size_t len);
+
+/*
+ * Jobs for a live mount (cmd_sync.c): leave a job (kind, arg) in the job
+ * table for the mount's sync engine (the id, -1 on failure), and follow it
+ * to its end with progress on a terminal: 0 done (the job's final done
+ * count in *done_out, if not NULL), 1 failed (printed).
+ */
+int64_t cli_job_submit(struct target *t, const char *kind, const char *arg);
+int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s, uint64_t *done_out);
+
+/*
+ * Before a volume claims a store (format): the store must work (put, get,
+ * list, delete, as `store check`) and hold no other volume's objects.
+ * 0, -EEXIST (another volume's objects there), other errors; why says it.
+ */
+int cli_store_claim_check(const char *url, char *why, size_t len);
+
+/* `tierfs status`: the sync engine's health (cmd_health.c). */
+/* status: the "sync" part (a JSON member when json), from the recorded health. */
+void cli_status_sync(struct volume *v, int json);
+/* status --errors: the files that do not sync, with why. Exit status. */
+int cli_status_errors(struct volume *v, int json);
+/* status --check: 0 healthy, 1 unhealthy (one line on stderr), 3 unknown. */
+int cli_status_check(struct volume *v, long max_failures, long max_queue_age_s);
 
 /*
  * Mount daemons (cmd_volume.c). A mount command checks its mount point,

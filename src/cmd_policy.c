@@ -999,15 +999,27 @@ int cmd_policy(int argc, char **argv)
 
 static const char status_usage[] =
 	"usage: tierfs status [--json] [--volume DIR] [PATH...]\n"
+	"       tierfs status --errors [--json] [--volume DIR]\n"
+	"       tierfs status --check [--max-upload-failures N] [--max-queue-age DURATION]\n"
+	"                     [--volume DIR]\n"
 	"       tierfs status --conflicts [--json] [--volume DIR]\n"
 	"\n"
 	"--conflicts: the conflict copies home kept when it imported a cloud\n"
 	"node's change to a file that had changed meanwhile, and the changes it\n"
 	"skipped (a delete or attribute change of a file changed at home).\n"
 	"\n"
-	"Without PATH: the volume, its files and bytes per placement and sync\n"
-	"state. With PATHs: each file's placement, the rule that gave it, its\n"
-	"pin and its sync state (a directory lists the files below it).\n";
+	"Without PATH, or with the mount point: the volume, its files and bytes\n"
+	"per placement and sync state, the upload queue and the store's health\n"
+	"per direction (upload, download, publish, requests, gc) as the sync\n"
+	"engine's operations recorded it. With PATHs: each file's placement, the\n"
+	"rule that gave it, its pin and its sync state (a directory lists the\n"
+	"files below it).\n"
+	"--errors lists the files that do not sync, with the reason: transient\n"
+	"(retried by itself) or persistent (needs the operator).\n"
+	"--check exits 0 when healthy, 1 with a one-line reason when uploads have\n"
+	"failed N times in a row (default 5) or the oldest queued file waits\n"
+	"longer than DURATION (default 1h; 30m, 2h or seconds); 3 when the volume\n"
+	"cannot be read.\n";
 
 struct status_row {
 	int first;
@@ -1160,21 +1172,10 @@ static int status_volume(struct target *t, int json)
 		first = 0;
 	}
 	sqlite3_finalize(s);
+	/* the sync engine: queue and store health as its operations recorded them */
 	{
-		/* the sync engine: queue, reachability as the mount last saw it */
-		char *reach = NULL, *since = NULL, *lerr = NULL;
-		uint64_t qn = 0, qb = 0;
 		long long wb[7] = { 0 };
 
-		if (sqlite3_prepare_v2(meta_db(t->v->meta),
-				       "SELECT count(*), coalesce(sum(i.size),0) FROM upload u JOIN inode i ON i.ino=u.ino",
-				       -1, &s, NULL) == SQLITE_OK) {
-			if (sqlite3_step(s) == SQLITE_ROW) {
-				qn = (uint64_t)sqlite3_column_int64(s, 0);
-				qb = (uint64_t)sqlite3_column_int64(s, 1);
-			}
-			sqlite3_finalize(s);
-		}
 		/* write-back: the cloud nodes' counters (import.c keeps them) */
 		if (sqlite3_prepare_v2(meta_db(t->v->meta),
 				       "SELECT count(*), count(revoked), coalesce(sum(files),0), coalesce(sum(bytes),0),"
@@ -1185,52 +1186,22 @@ static int status_volume(struct target *t, int json)
 					wb[k] = sqlite3_column_int64(s, k);
 			sqlite3_finalize(s);
 		}
-		meta_config_get(t->v->meta, "sync_reachable", &reach);
-		meta_config_get(t->v->meta, "sync_unreachable_since", &since);
-		meta_config_get(t->v->meta, "sync_last_error", &lerr);
-		{
-			int reachable = !reach || strcmp(reach, "0");
-			int64_t ns = since ? atoll(since) : 0;
-			char when[64] = "";
-
-			if (!reachable && ns >= 1000000000)
-				cli_iso_time(ns, when, sizeof(when));
-			if (json) {
-				printf("],\"files\":%llu,\"bytes\":%llu,\"sync\":{\"queue\":%llu,"
-				       "\"pending_bytes\":%llu,\"store_reachable\":%s,\"unreachable_since\":",
-				       (unsigned long long)tf, (unsigned long long)tb, (unsigned long long)qn,
-				       (unsigned long long)qb, reachable ? "true" : "false");
-				if (when[0])
-					json_str(stdout, when);
-				else
-					printf("null");
-				printf(",\"last_error\":");
-				if (lerr && lerr[0])
-					json_str(stdout, lerr);
-				else
-					printf("null");
-				printf("},\"writeback\":{\"nodes\":%lld,\"revoked\":%lld,\"imported_files\":%lld,"
-				       "\"imported_bytes\":%lld,\"waiting\":%lld,\"rejected\":%lld,"
-				       "\"conflicts\":%lld}}\n", wb[0], wb[1], wb[2], wb[3], wb[4], wb[5], wb[6]);
-			} else {
-				printf("%-10s %-10s %10llu %16llu\n\n", "total", "", (unsigned long long)tf,
-				       (unsigned long long)tb);
-				printf("upload queue: %llu files, %llu bytes\n", (unsigned long long)qn,
-				       (unsigned long long)qb);
-				printf("store:        %s%s%s\n", reachable ? "reachable" : "UNREACHABLE since ",
-				       when, "");
-				if (lerr && lerr[0])
-					printf("last error:   %s\n", lerr);
-				if (wb[0])
-					printf("write-back:   %lld nodes (%lld revoked): %lld files (%lld bytes)"
-					       " imported, %lld change sets waiting, %lld changes rejected, %lld"
-					       " conflicts (tierfs node list, status --conflicts)\n", wb[0], wb[1],
-					       wb[2], wb[3], wb[4], wb[5], wb[6]);
-			}
+		if (json) {
+			printf("],\"files\":%llu,\"bytes\":%llu,", (unsigned long long)tf, (unsigned long long)tb);
+			cli_status_sync(t->v, 1);
+			printf(",\"writeback\":{\"nodes\":%lld,\"revoked\":%lld,\"imported_files\":%lld,"
+			       "\"imported_bytes\":%lld,\"waiting\":%lld,\"rejected\":%lld,"
+			       "\"conflicts\":%lld}}\n", wb[0], wb[1], wb[2], wb[3], wb[4], wb[5], wb[6]);
+		} else {
+			printf("%-10s %-10s %10llu %16llu\n\n", "total", "", (unsigned long long)tf,
+			       (unsigned long long)tb);
+			cli_status_sync(t->v, 0);
+			if (wb[0])
+				printf("write-back:   %lld nodes (%lld revoked): %lld files (%lld bytes)"
+				       " imported, %lld change sets waiting, %lld changes rejected, %lld"
+				       " conflicts (tierfs node list, status --conflicts)\n", wb[0], wb[1],
+				       wb[2], wb[3], wb[4], wb[5], wb[6]);
 		}
-		free(reach);
-		free(since);
-		free(lerr);
 	}
 	free(url);
 	return 0;
@@ -1301,7 +1272,8 @@ int cmd_status(int argc, char **argv)
 	struct common c = { NULL, 0, 0, NULL, NULL, 0 };
 	struct status_row row = { 1, 0 };
 	struct target t;
-	int ret = 0, conflicts = 0, out = 1;
+	int ret = 0, errors = 0, check = 0, conflicts = 0;
+	long max_failures = 5, max_age = 3600;
 
 	for (int k = 1; k < argc; k++)
 		if (cli_is_help(argv[k])) {
@@ -1309,31 +1281,73 @@ int cmd_status(int argc, char **argv)
 			return 0;
 		}
 	take_common(&argc, argv, &c, 1, 0);
-	for (int k = 1; k < argc; k++) {
-		if (!strcmp(argv[k], "--conflicts"))
-			conflicts = 1;
-		else
-			argv[out++] = argv[k];
-	}
-	argc = out;
-	argv[argc] = NULL;
-	for (int k = 1; k < argc; k++)
-		if (argv[k][0] == '-' && argv[k][1]) {
-			tfs_error("status: unknown option '%s'; see 'tierfs status --help'", argv[k]);
-			return 2;
+	{
+		int out = 1;
+
+		for (int k = 1; k < argc; k++) {
+			if (!strcmp(argv[k], "--errors")) {
+				errors = 1;
+			} else if (!strcmp(argv[k], "--conflicts")) {
+				conflicts = 1;
+			} else if (!strcmp(argv[k], "--check")) {
+				check = 1;
+			} else if (!strncmp(argv[k], "--max-upload-failures", 21) &&
+				   (argv[k][21] == '=' || (!argv[k][21] && k + 1 < argc))) {
+				const char *v = argv[k][21] ? argv[k] + 22 : argv[++k];
+				char *end;
+
+				max_failures = strtol(v, &end, 10);
+				if (!*v || *end || max_failures < 1) {
+					tfs_error("status: --max-upload-failures wants a number >= 1");
+					return 2;
+				}
+			} else if (!strncmp(argv[k], "--max-queue-age", 15) &&
+				   (argv[k][15] == '=' || (!argv[k][15] && k + 1 < argc))) {
+				uint64_t secs;
+
+				if (parse_duration(argv[k][15] ? argv[k] + 16 : argv[++k], &secs) || secs > LONG_MAX) {
+					tfs_error("status: --max-queue-age wants a duration (SECONDS, or 30m, 2h ...)");
+					return 2;
+				}
+				max_age = (long)secs;
+			} else if (argv[k][0] == '-' && argv[k][1]) {
+				tfs_error("status: unknown option '%s'; see 'tierfs status --help'", argv[k]);
+				return 2;
+			} else {
+				argv[out++] = argv[k];
+			}
 		}
+		argc = out;
+		argv[argc] = NULL;
+	}
 	if (conflicts) {
-		if (argc > 1) {
-			tfs_error("status --conflicts: unexpected argument '%s'", argv[1]);
+		if (argc > 1 || errors || check) {
+			tfs_error("status --conflicts: takes no PATH, --errors or --check");
 			return 2;
 		}
 		return status_conflicts(c.volume, c.json);
 	}
-	if (argc > 1 && (ret = cloud_status_main(argv[1], c.json)) >= 0)
+	if ((errors || check) && argc > 2) {
+		tfs_error("status: --errors and --check take at most one volume or mount point");
+		return 2;
+	}
+	if (argc > 1 && !errors && !check && (ret = cloud_status_main(argv[1], c.json)) >= 0)
 		return ret;
 	ret = 0;
 	if (target_open(&t, c.volume, argc > 1 ? argv[1] : NULL, 1))
-		return 1;
+		return check ? 3 : 1;
+	if (check || errors) {
+		ret = check ? cli_status_check(t.v, max_failures, max_age) : cli_status_errors(t.v, c.json);
+		target_close(&t);
+		return ret;
+	}
+	if (argc == 2 && !c.volume) {
+		/* the mount point itself: the volume's status, as for a cloud mount */
+		char abs[PATH_MAX];
+
+		if (t.mnt[0] && realpath(argv[1], abs) && !strcmp(abs, t.mnt))
+			argc = 1;
+	}
 	if (argc == 1) {
 		ret = status_volume(&t, c.json);
 		target_close(&t);

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "cli_int.h"
+#include "health.h"
 #include "log.h"
 #include "placement.h"
 #include "publish.h"
@@ -99,7 +100,7 @@ static void progress_end(int tty)
 
 /* ---- jobs through a live mount ---- */
 
-static int64_t job_submit(struct target *t, const char *kind, const char *arg)
+int64_t cli_job_submit(struct target *t, const char *kind, const char *arg)
 {
 	sqlite3_stmt *s;
 	int64_t id = -1;
@@ -123,8 +124,7 @@ static int64_t job_submit(struct target *t, const char *kind, const char *arg)
 	return id;
 }
 
-/* Follow a job to its end. 0 done, 1 failed (message printed). */
-static int job_follow(struct target *t, int64_t id, const char *what, int timeout_s)
+int cli_job_follow(struct target *t, int64_t id, const char *what, int timeout_s, uint64_t *done_out)
 {
 	int tty = isatty(2), rc = 1;
 	time_t start = time(NULL);
@@ -146,15 +146,21 @@ static int job_follow(struct target *t, int64_t id, const char *what, int timeou
 				snprintf(err, sizeof(err), "%s", (const char *)sqlite3_column_text(s, 3));
 		}
 		sqlite3_finalize(s);
-		if (strcmp(what, "gc") && strcmp(what, "publish"))
-			progress(tty, what, done, total, "files");
+		if (strcmp(what, "gc") && strcmp(what, "publish") && total &&
+		    (strcmp(what, "sync") || strcmp(state, "done")))
+			progress(tty, what, done, total, strcmp(what, "verify") ? "files" : "objects");
 		if (!strcmp(state, "done")) {
 			progress_end(tty);
+			if (done_out)
+				*done_out = done;
 			if (!strcmp(what, "gc"))
 				printf("gc: deleted %llu objects (%llu bytes)\n", (unsigned long long)done,
 				       (unsigned long long)total);
 			else if (!strcmp(what, "publish"))
 				print_published(done, total);
+			else if (!strcmp(what, "sync") && tty && total)
+				fprintf(stderr, "sync: %llu of %llu files queued for upload\n", (unsigned long long)done,
+					(unsigned long long)total);
 			rc = 0;
 			break;
 		}
@@ -217,11 +223,13 @@ static int queue_left(struct target *t, const char *vpath, uint64_t *files, uint
 	return 0;
 }
 
-static int wait_synced(struct target *t, const char *vpath, int timeout_s)
+/* Follow the upload queue below vpath until it is empty; queued: the files
+ * the sync job queued, the totals of the progress. */
+static int wait_synced(struct target *t, const char *vpath, int timeout_s, uint64_t queued)
 {
 	int tty = isatty(2);
-	time_t start = time(NULL);
-	uint64_t first = 0;
+	time_t start = time(NULL), last_line = start;
+	uint64_t files0 = queued, bytes0 = 0;
 
 	for (;;) {
 		uint64_t files, bytes;
@@ -234,13 +242,29 @@ static int wait_synced(struct target *t, const char *vpath, int timeout_s)
 			tfs_error("sync: cannot read the upload queue");
 			return 1;
 		}
-		if (!first)
-			first = bytes ? bytes : 1;
-		if (tty)
-			fprintf(stderr, "\rsync      %llu files, %.1f MiB left%s%s   ", (unsigned long long)files,
-				(double)bytes / 1048576.0, err[0] ? "; last error: " : "", err);
+		if (files > files0)
+			files0 = files; /* queued before, or written meanwhile */
+		if (bytes > bytes0)
+			bytes0 = bytes;
+		if (files && (tty || time(NULL) - last_line >= 10)) {
+			/* on a terminal a line that updates, with the rate and the
+			 * time left; otherwise a plain line every 10 s */
+			double secs = difftime(time(NULL), start), rate = secs > 0 ? (double)(bytes0 - bytes) / secs : 0;
+			char left[32] = "?";
+
+			if (rate > 0)
+				snprintf(left, sizeof(left), "%.0f s", (double)bytes / rate);
+			fprintf(stderr, "%ssync: %llu/%llu files uploaded, %.1f MiB left, %.1f MiB/s, %s left%s%s%s",
+				tty ? "\r" : "", (unsigned long long)(files0 - files), (unsigned long long)files0,
+				(double)bytes / 1048576.0, rate / 1048576.0, left, err[0] ? "; last error: " : "", err,
+				tty ? "\033[K" : "\n");
+			last_line = time(NULL);
+		}
 		if (!files) {
-			progress_end(tty);
+			if (tty && files0)
+				fputc('\n', stderr);
+			printf("sync: %llu files uploaded%s\n", (unsigned long long)files0,
+			       files0 ? "" : ": everything was in the store");
 			return 0;
 		}
 		if (volume_mount_pid(t->vol) <= 0) {
@@ -250,22 +274,19 @@ static int wait_synced(struct target *t, const char *vpath, int timeout_s)
 			return 1;
 		}
 		{
-			/* the engine says the store has been unreachable a while:
+			/* the engine says uploads have been failing a while:
 			 * say so rather than wait in silence (the queue keeps the
 			 * files and uploads them when the store returns) */
-			char *reach = NULL, *since = NULL;
+			struct health_rec hr[HEALTH__COUNT];
 			int down = 0;
 
-			if (!meta_config_get(t->v->meta, "sync_reachable", &reach) && !strcmp(reach, "0") &&
-			    !meta_config_get(t->v->meta, "sync_unreachable_since", &since))
-				down = (int64_t)now_real_ns() - atoll(since) > 10ll * 1000000000 &&
+			if (!health_load(t->v->meta, hr) && hr[HEALTH_UPLOAD].failures)
+				down = (int64_t)now_real_ns() - hr[HEALTH_UPLOAD].failing_since > 10ll * 1000000000 &&
 				       time(NULL) - start >= 5;
-			free(reach);
-			free(since);
 			if (down) {
 				progress_end(tty);
-				tfs_error("sync: the store is unreachable; %llu files stay queued and upload when it"
-					  " returns%s%s", (unsigned long long)files, err[0] ? "; last error: " : "", err);
+				tfs_error("sync: uploads to the store are failing; %llu files stay queued and upload"
+					  " when it works again%s%s", (unsigned long long)files, err[0] ? "; last error: " : "", err);
 				return 1;
 			}
 		}
@@ -379,6 +400,7 @@ static int do_cmd(int argc, char **argv, const char *kind, const char *usage)
 	for (int k = 0; k < (a.npaths ? a.npaths : 1) && !ret; k++) {
 		char vp[PATH_MAX];
 		const char *arg = NULL;
+		uint64_t queued = 0;
 
 		if (a.npaths) {
 			uint64_t ino;
@@ -402,15 +424,15 @@ static int do_cmd(int argc, char **argv, const char *kind, const char *usage)
 				ret = run_here(&t, kind, NULL, &a);
 				break;
 			}
-			id = job_submit(&t, kind, is_gc && a.force ? "force" : arg);
+			id = cli_job_submit(&t, kind, is_gc && a.force ? "force" : arg);
 			if (id < 0) {
 				tfs_error("%s: cannot queue the request in '%s'", kind, t.vol);
 				ret = 1;
 				break;
 			}
-			ret = job_follow(&t, id, kind, a.timeout_s);
+			ret = cli_job_follow(&t, id, kind, a.timeout_s, &queued);
 			if (!ret && is_sync && a.wait)
-				ret = wait_synced(&t, arg ? arg : "/", a.timeout_s);
+				ret = wait_synced(&t, arg ? arg : "/", a.timeout_s, queued);
 		} else {
 			ret = run_here(&t, kind, arg, &a);
 		}

@@ -51,14 +51,18 @@ int cli_read_line_file(const char *path, char **out)
 /* ---- format ---- */
 
 static const char format_usage[] =
-	"usage: tierfs format [--store URL] [--passphrase-file FILE] DIR\n"
+	"usage: tierfs format [--store URL [--no-check] [--force]] [--passphrase-file FILE] DIR\n"
 	"\n"
 	"Create a volume in DIR (which must not exist or be empty): the SQLite\n"
 	"metadata store, the local data area and a new random volume key.\n"
 	"\n"
 	"  --store URL             object store for the sync engine: file:///DIR,\n"
 	"                          s3://BUCKET[/PREFIX] or azure://CONTAINER[/PREFIX]\n"
-	"                          (default: file://DIR.store next to the volume)\n"
+	"                          (default: file://DIR.store next to the volume);\n"
+	"                          it must work (as 'tierfs store check') and hold no\n"
+	"                          other volume's objects\n"
+	"  --no-check              do not check the store (offline setup)\n"
+	"  --force                 format over a store prefix another volume uses\n"
 	"  --passphrase-file FILE  wrap the key file with the passphrase in FILE\n"
 	"                          (or set TIERFS_PASSPHRASE)\n";
 
@@ -67,12 +71,14 @@ int cmd_format(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "store", required_argument, NULL, 's' },
 		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "no-check", no_argument, NULL, 'n' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct volume_format_opts o = { NULL, NULL };
 	char err[512], *pass = NULL;
-	int c, rc;
+	int c, rc, check = 1, force = 0;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
@@ -86,6 +92,12 @@ int cmd_format(int argc, char **argv)
 				tfs_error("cannot read passphrase file '%s': %s", optarg, strerror(-rc));
 				return 1;
 			}
+			break;
+		case 'n':
+			check = 0;
+			break;
+		case 'f':
+			force = 1;
 			break;
 		case 'h':
 			fputs(format_usage, stdout);
@@ -103,6 +115,23 @@ int cmd_format(int argc, char **argv)
 	    strncmp(o.store_url, "azure://", 8)) {
 		tfs_error("format: unsupported store URL '%s' (file://, s3:// or azure://)", o.store_url);
 		return 2;
+	}
+	if (o.store_url && check) {
+		char why[600];
+
+		rc = cli_store_claim_check(o.store_url, why, sizeof(why));
+		if (rc == -EEXIST && !force) {
+			tfs_error("format: store '%s' is in use: %s; give each volume its own prefix"
+				  " (--force to format over it)", o.store_url, why);
+			free(pass);
+			return 1;
+		}
+		if (rc && rc != -EEXIST) {
+			tfs_error("format: cannot use store '%s': %s (--no-check to format without it)",
+				  o.store_url, why);
+			free(pass);
+			return 1;
+		}
 	}
 	if (!pass && getenv("TIERFS_PASSPHRASE"))
 		pass = strdup(getenv("TIERFS_PASSPHRASE"));
@@ -155,6 +184,8 @@ static const char mount_usage[] =
 	"                            without fsync reach the metadata store within N ms\n"
 	"                            (default 10; 0 commits each change at once)\n"
 	"     log=FILE               daemon log file (default VOLUME/tierfs.log)\n"
+	"     metrics=IPv4:PORT      serve Prometheus metrics at http://IPv4:PORT/metrics\n"
+	"     log_level=LEVEL        error, warning, info (default) or debug\n"
 	"     sync_interval=SECONDS  sync engine tick (default 1)\n"
 	"     recall_timeout=SECONDS bound on reading evicted data when the store is\n"
 	"                            unreachable; then EIO (default 30)\n"
@@ -275,6 +306,18 @@ static int parse_mount_opts(char *opts, struct mount_args *ma)
 		if (!strcmp(o, "log") && v && *v) {
 			ma->log = v;
 			continue;
+		}
+		if (!strcmp(o, "metrics") && v && *v) {
+			ma->fs.metrics = v;
+			continue;
+		}
+		if (!strcmp(o, "log_level") && v) {
+			enum log_level lvl;
+
+			if (!log_level_parse(v, &lvl)) {
+				log_set_level(lvl);
+				continue;
+			}
 		}
 		if (eq)
 			*eq = '=';
@@ -475,6 +518,8 @@ static int serve(void *arg, int pipefd)
 		h->ma->fs.stopping = cli_daemon_stopping;
 		rc = fs_run(v, h->mp, &h->ma->fs, cli_daemon_ready, &d, err, sizeof(err));
 	}
+	if (rc && v && d.pipefd < 0 && volume_note_exit(v, err))
+		log_error("cannot record the failed unmount in '%s/lock'", v->dir);
 	rc = cli_daemon_done(&d, rc, err);
 	if (hs.m)
 		meta_close(hs.m);
@@ -727,11 +772,22 @@ int cmd_umount(int argc, char **argv)
 	fd = open(lock, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		for (int t = 0; t < 600; t++) {
-			if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-				break;
+			if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+				char msg[600];
+
+				close(fd);
+				/* the daemon's last word: did it write everything? */
+				if (volume_exit_error(vol, msg, sizeof(msg))) {
+					tfs_error("umount '%s': %s", argv[optind], msg);
+					return 1;
+				}
+				return 0;
+			}
 			usleep(100000);
 		}
 		close(fd);
+		tfs_error("umount '%s': the daemon of '%s' has not finished after 60 s", argv[optind], vol);
+		return 1;
 	}
 	return 0;
 }

@@ -50,6 +50,7 @@
 #include "fsck.h"
 #include "fuse_io.h"
 #include "log.h"
+#include "metrics.h"
 #include "meta.h"
 #include "placement.h"
 #include "import.h"
@@ -142,6 +143,7 @@ struct fs {
 	unsigned spare_head, spare_n;
 	int spare_stop;
 	pthread_t spare_thread;
+	struct metrics_server *metrics; /* -o metrics, or NULL */
 };
 _Static_assert(offsetof(struct fs, io) == 0, "fuse_io_attach: userdata starts with its fuse_io");
 
@@ -2435,6 +2437,18 @@ static int set_clean(struct meta *m, int clean)
 	return rc;
 }
 
+/* A scrape of -o metrics: the metadata store under the mount's lock. */
+static int render_metrics(void *arg, struct tbuf *out)
+{
+	struct fs *fs = arg;
+	int rc;
+
+	pthread_mutex_lock(&fs->lock);
+	rc = metrics_render(fs->meta, out);
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
 int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 	   void (*ready)(void *arg), void *arg, char *err, size_t errlen)
 {
@@ -2486,6 +2500,11 @@ int fs_run(struct volume *vol, const char *mountpoint, const struct fs_opts *o,
 			snprintf(err, errlen, "%s", serr);
 			goto out;
 		}
+	}
+	if (o->metrics) {
+		rc = metrics_serve(o->metrics, render_metrics, fs, &fs->metrics, err, errlen);
+		if (rc)
+			goto out;
 	}
 	if (meta_config_get(fs->meta, "clean", &clean) || strcmp(clean, "1")) {
 		rc = fs_recover(vol);
@@ -2588,6 +2607,8 @@ out:
 	/* The importer may wait on this mount: stop it now, join it once the
 	 * mount is gone and its calls fail. */
 	import_stop(fs->import);
+	metrics_stop(fs->metrics); /* no scrape reads the store after this */
+	fs->metrics = NULL;
 	if (fs->sync) {
 		struct sync *sy = fs->sync;
 
@@ -2656,13 +2677,19 @@ out:
 		 * takes sizes from the data files. */
 		if (!frc && pt_open) {
 			log_warn("files still open in passthrough at unmount: the next mount rechecks sizes");
-			frc = -EBUSY;
+		} else {
+			if (!frc)
+				frc = set_clean(fs->meta, 1);
+			if (frc) {
+				log_error("unmount of '%s' could not write all metadata: %s; fsck will repair",
+					  vol->dir, strerror(-frc));
+				/* the daemon's exit status says so (tierfs umount) */
+				snprintf(err, errlen, "the daemon of '%s' could not write all metadata at unmount: %s;"
+					 " 'tierfs fsck' repairs it", vol->dir, strerror(-frc));
+				if (!rc)
+					rc = frc;
+			}
 		}
-		if (!frc)
-			frc = set_clean(fs->meta, 1);
-		if (frc)
-			log_error("unmount of '%s' could not write all metadata: %s; fsck will repair",
-				  vol->dir, strerror(-frc));
 	}
 	for (size_t s = 0; fs->htab && s < fs->hsize; s++)
 		while (fs->htab[s])

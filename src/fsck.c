@@ -29,7 +29,26 @@ struct fsck {
 	FILE *out;
 	int found;
 	int fixed;
+	int unclean;  /* mounted now, or not unmounted cleanly: recovery has work */
+	int pending;  /* what recovery finishes: not problems */
+	int spares;   /* unused spare data files */
 };
+
+/* A state a live mount, or the recovery after a crash, finishes by itself:
+ * told, never counted as a problem (fsck -n on a live or crashed volume). */
+static void pending(struct fsck *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void pending(struct fsck *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	f->pending++;
+	fprintf(f->out, "note: ");
+	va_start(ap, fmt);
+	vfprintf(f->out, fmt, ap);
+	va_end(ap);
+	fprintf(f->out, " (the mount finishes this)\n");
+}
 
 static void problem(struct fsck *f, int fixable, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -105,6 +124,10 @@ static void bad_nlink(struct fsck *f, sqlite3_stmt *s)
 
 static void orphan(struct fsck *f, sqlite3_stmt *s)
 {
+	if (f->unclean && !f->repair) {
+		pending(f, "inode %lld is unlinked but was open", (long long)col(s, 0));
+		return;
+	}
 	problem(f, 1, "inode %lld is not reachable from any directory", (long long)col(s, 0));
 }
 
@@ -143,7 +166,10 @@ static void check_data(struct fsck *f, sqlite3_stmt *s)
 			(unsigned long long)ino);
 		return;
 	}
-	if (st.st_size != size) {
+	if (st.st_size != size && f->unclean && !f->repair) {
+		pending(f, "inode %llu: size %lld not written back yet (data file: %lld bytes)",
+			(unsigned long long)ino, (long long)size, (long long)st.st_size);
+	} else if (st.st_size != size) {
 		problem(f, 1, "inode %llu records size %lld but its data file holds %lld bytes",
 			(unsigned long long)ino, (long long)size, (long long)st.st_size);
 		if (f->repair) {
@@ -177,7 +203,7 @@ static void check_data(struct fsck *f, sqlite3_stmt *s)
  * for each; with repair, removes them. Returns the count or -errno.
  */
 static int scan_stray_data(struct volume *vol, int repair,
-			   void (*found)(void *arg, const char *sub, const char *name), void *arg)
+			   void (*found)(void *arg, const char *sub, const char *name, int empty), void *arg)
 {
 	sqlite3 *db = meta_db(vol->meta);
 	sqlite3_stmt *s;
@@ -216,9 +242,13 @@ static int scan_stray_data(struct volume *vol, int repair,
 				sqlite3_reset(s);
 			}
 			if (!known) {
+				struct stat st;
+				int empty = !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) &&
+					    S_ISREG(st.st_mode) && st.st_size == 0 && st.st_blocks == 0;
+
 				n++;
 				if (found)
-					found(arg, sub, e->d_name);
+					found(arg, sub, e->d_name, empty);
 				if (repair)
 					unlinkat(dirfd(d), e->d_name, 0);
 			}
@@ -234,9 +264,16 @@ int fsck_remove_stray_data(struct volume *vol)
 	return scan_stray_data(vol, 1, NULL, NULL);
 }
 
-static void report_stray(void *arg, const char *sub, const char *name)
+/* An empty one is a spare data file the mount made ahead for a create
+ * (docs/on-disk-format.md): never a problem; a repair removes it. */
+static void report_stray(void *arg, const char *sub, const char *name, int empty)
 {
-	problem(arg, 1, "data file 'data/%s/%s' belongs to no file", sub, name);
+	struct fsck *f = arg;
+
+	if (empty)
+		f->spares++;
+	else
+		problem(f, 1, "data file 'data/%s/%s' belongs to no file", sub, name);
 }
 
 static int check_stray_data(struct fsck *f)
@@ -257,9 +294,13 @@ static int check_stray_data(struct fsck *f)
 
 int fsck_run(struct volume *vol, int flags, FILE *out)
 {
-	struct fsck f = { vol, meta_db(vol->meta), !!(flags & FSCK_REPAIR), out, 0, 0 };
+	struct fsck f = { vol, meta_db(vol->meta), !!(flags & FSCK_REPAIR), out, 0, 0, 0, 0, 0 };
 	sqlite3_stmt *s;
 	int rc, ok = 0;
+	char *clean = NULL;
+
+	f.unclean = meta_config_get(vol->meta, "clean", &clean) || strcmp(clean, "1");
+	free(clean);
 
 	/* 1. The SQLite file itself. */
 	if (sqlite3_prepare_v2(f.db, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK)
@@ -345,6 +386,9 @@ int fsck_run(struct volume *vol, int flags, FILE *out)
 	}
 	if (rc)
 		return FSCK_FAILED;
+	if (f.spares && (flags & FSCK_VERBOSE))
+		fprintf(out, "%d spare data files of the mount (empty, for creates)%s\n", f.spares,
+			f.repair ? ": removed" : "");
 	if (!f.found)
 		return FSCK_CLEAN;
 	if (f.repair && f.fixed == f.found)

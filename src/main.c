@@ -21,6 +21,7 @@ static const struct cmd_struct commands[] = {
 	{ "fsck", cmd_fsck, "check metadata against local data, and repair" },
 	{ "policy", cmd_policy, "placement rules: add, list, move, rm, explain, check" },
 	{ "status", cmd_status, "placement and sync state of files, or of the volume" },
+	{ "metrics", cmd_metrics, "the volume's metrics in the Prometheus text format" },
 	{ "pin", cmd_pin, "keep files local (and private with --private), overriding rules" },
 	{ "unpin", cmd_unpin, "remove pins" },
 	{ "sync", cmd_sync, "upload what is due now (--wait: until it is in the store)" },

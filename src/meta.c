@@ -216,6 +216,24 @@ static const char schema_v3_sql[] =
 	 * directory before anything is in it) */
 	"CREATE TRIGGER IF NOT EXISTS pub_dentry_ins_dir AFTER INSERT ON dentry WHEN new.type=4 BEGIN"
 	" INSERT OR IGNORE INTO pubdirty VALUES(new.ino); END;"
+	/* Health of the store as the sync engine's operations saw it, one row
+	 * per direction, and the files that do not sync, with why (health.c). */
+	"CREATE TABLE IF NOT EXISTS health(dir TEXT PRIMARY KEY, last_ok INTEGER NOT NULL DEFAULT 0,"
+	" last_error_at INTEGER NOT NULL DEFAULT 0, failing_since INTEGER NOT NULL DEFAULT 0,"
+	" failures INTEGER NOT NULL DEFAULT 0, ok_total INTEGER NOT NULL DEFAULT 0,"
+	" error_total INTEGER NOT NULL DEFAULT 0, last_error TEXT, last_code INTEGER NOT NULL DEFAULT 0)"
+	" WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS file_error(ino INTEGER PRIMARY KEY, dir TEXT NOT NULL,"
+	" code INTEGER NOT NULL, persistent INTEGER NOT NULL, error TEXT NOT NULL,"
+	" since INTEGER NOT NULL, last INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1);"
+	"CREATE TRIGGER IF NOT EXISTS file_error_del AFTER DELETE ON inode BEGIN"
+	" DELETE FROM file_error WHERE ino=old.ino; END;"
+	/* Objects a store verify found missing or damaged: an upload puts
+	 * them again instead of trusting the object table (sync.c). */
+	"CREATE TABLE IF NOT EXISTS object_missing(name TEXT PRIMARY KEY) WITHOUT ROWID;"
+	/* What a job reports line by line (store verify), read by the CLI. */
+	"CREATE TABLE IF NOT EXISTS job_line(job INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY(job, seq)) WITHOUT ROWID;"
 	"";
 
 #define META_CACHE_MAX 128

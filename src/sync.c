@@ -43,12 +43,14 @@
 
 #include "audit.h"
 #include "codec.h"
+#include "health.h"
 #include "keys.h"
 #include "log.h"
 #include "placement.h"
 #include "publish.h"
 #include "snapshot.h"
 #include "store.h"
+#include "verify.h"
 
 #define NS 1000000000ll
 #define MAX_INFLIGHT_UPLOADS 64
@@ -97,9 +99,11 @@ struct sync {
 
 	pthread_mutex_t slock;  /* status fields */
 	int reachable;
-	int64_t unreachable_since;
-	char last_error[256];
-	int status_dirty;
+	struct health health;   /* what the store operations did, per direction */
+	int64_t last_probe;     /* scheduler only */
+	int64_t last_dprobe;    /* scheduler only */
+	int uploads_failed;     /* scheduler only: uploads were failing at the last tick */
+	int head_state;         /* publishing thread: 0 not checked, 1 ours or none, -1 another volume's */
 	int gc_running;
 	int64_t last_gc;
 
@@ -142,55 +146,39 @@ static void obj_key(const char *name, char *key, size_t len)
 
 /* ---- store status ---- */
 
-static int transient(int rc)
+/*
+ * Record what one store operation did (health.h). The store is working
+ * when the latest attempt of every direction succeeded; the log says when
+ * that changes.
+ */
+static void note_store(struct sync *s, enum health_dir d, int rc, const char *what)
 {
-	return rc == -EIO || rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -EHOSTUNREACH ||
-	       rc == -ENETUNREACH || rc == -ECONNRESET || rc == -EAGAIN;
-}
+	char msg[300] = "";
+	int ok = 1;
 
-static void note_store(struct sync *s, int rc, const char *what)
-{
+	if (rc == -ECANCELED)
+		return;
+	if (rc)
+		snprintf(msg, sizeof(msg), "%s: %s", what, store_errmsg()[0] ? store_errmsg() : strerror(-rc));
+	health_note(&s->health, d, rc, rc ? msg : NULL);
+	for (int k = 0; k < HEALTH__COUNT; k++)
+		ok &= !health_failing(&s->health, (enum health_dir)k);
 	pthread_mutex_lock(&s->slock);
-	if (rc == 0) {
-		if (!s->reachable) {
-			log_info("object store is reachable again");
-			s->reachable = 1;
-			s->status_dirty = 1;
-		}
-	} else if (transient(rc) || rc == -EACCES) {
-		if (s->reachable) {
-			s->reachable = 0;
-			s->unreachable_since = now_ns();
-			log_error("object store unreachable: %s: %s", what, store_errmsg());
-		}
-		snprintf(s->last_error, sizeof(s->last_error), "%s: %s", what, store_errmsg());
-		s->status_dirty = 1;
-	}
+	if (ok && !s->reachable)
+		log_info("object store works again");
+	else if (!ok && s->reachable)
+		log_error("object store failing: %s", msg[0] ? msg : "see 'tierfs status'");
+	s->reachable = ok;
 	pthread_mutex_unlock(&s->slock);
 }
 
-/* Publish reachability for `tierfs status` (with the host lock held). */
+/* Write the recorded health for `tierfs status` (with the host lock held). */
 static void write_status(struct sync *s)
 {
-	char buf[32];
-	int reachable, dirty;
-	int64_t since;
-	char err[256];
-
-	pthread_mutex_lock(&s->slock);
-	dirty = s->status_dirty;
-	reachable = s->reachable;
-	since = s->unreachable_since;
-	snprintf(err, sizeof(err), "%s", s->last_error);
-	s->status_dirty = 0;
-	pthread_mutex_unlock(&s->slock);
-	if (!dirty || meta_begin(s->meta))
+	/* nothing new: no transaction (the host's open batch stays open) */
+	if (!health_dirty(&s->health) || meta_begin(s->meta))
 		return;
-	meta_config_set(s->meta, "sync_reachable", reachable ? "1" : "0");
-	snprintf(buf, sizeof(buf), "%lld", (long long)since);
-	meta_config_set(s->meta, "sync_unreachable_since", reachable ? "0" : buf);
-	meta_config_set(s->meta, "sync_last_error", err);
-	if (meta_commit(s->meta, 0))
+	if (health_save(&s->health, s->meta) || meta_commit(s->meta, 0))
 		meta_rollback(s->meta);
 }
 
@@ -209,13 +197,40 @@ int sync_store_reachable(struct sync *s)
 	return r;
 }
 
+struct store *sync_store(struct sync *s)
+{
+	return s->store;
+}
+
+struct meta *sync_meta(struct sync *s)
+{
+	return s->meta;
+}
+
+const struct volkey *sync_key(struct sync *s)
+{
+	return &s->key;
+}
+
+void sync_lock(struct sync *s)
+{
+	hlock(s);
+}
+
+void sync_unlock(struct sync *s)
+{
+	hunlock(s);
+}
+
 /* ---- SQL helpers (host lock held) ---- */
 
 static const char SQL_FILE[] =
 	"SELECT mode, nlink, size, placement, sync_state, pin, rule, atime, mtime FROM inode WHERE ino=?1";
 static const char SQL_CHUNKS[] = "SELECT idx, obj, len, local FROM chunk WHERE ino=?1 ORDER BY idx";
 static const char SQL_CHUNK_ONE[] = "SELECT obj, len, local FROM chunk WHERE ino=?1 AND idx=?2";
-static const char SQL_OBJ_STATE[] = "SELECT refs, doomed FROM object WHERE name=?1";
+/* An object a store verify found missing or damaged is not usable: put it again. */
+static const char SQL_OBJ_STATE[] =
+	"SELECT refs, doomed, name IN (SELECT name FROM object_missing) FROM object WHERE name=?1";
 static const char SQL_OBJ_ADD[] =
 	"INSERT INTO object(name, size, refs, since) VALUES(?1, ?2, 0, unixepoch())"
 	" ON CONFLICT(name) DO NOTHING";
@@ -400,7 +415,8 @@ static int want_upload(const struct file_facts *f)
 		f->placement == PLACEMENT_ON_DEMAND);
 }
 
-/* Is the object usable for dedupe: 1 yes, 0 not known, -EAGAIN doomed. */
+/* Is the object usable for dedupe: 1 yes, 0 not known (or found missing
+ * by a store verify: put it again), -EAGAIN doomed. */
 static int object_usable(struct sync *s, const char *name)
 {
 	sqlite3_stmt *st = meta_stmt(s->meta, SQL_OBJ_STATE);
@@ -410,7 +426,7 @@ static int object_usable(struct sync *s, const char *name)
 		return -EIO;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
-		rc = sqlite3_column_int64(st, 1) ? -EAGAIN : 1;
+		rc = sqlite3_column_int64(st, 1) ? -EAGAIN : sqlite3_column_int64(st, 2) ? 0 : 1;
 	sqlite3_reset(st);
 	return rc;
 }
@@ -466,7 +482,7 @@ static void *put_main(void *arg)
 	if (!j->rc) {
 		obj_key(j->name, key, sizeof(key));
 		j->rc = store_put(j->s->store, key, enc.data, enc.len);
-		note_store(j->s, j->rc, "upload");
+		note_store(j->s, HEALTH_UPLOAD, j->rc, "upload");
 		if (j->rc)
 			snprintf(j->err, sizeof(j->err), "%s", store_errmsg());
 	}
@@ -517,6 +533,14 @@ static int put_batch(struct sync *s, struct put_job *jobs, int n, uint64_t ino, 
 		if (nk && audit_note(s->meta, rec, "upload", ino, NULL, bytes, kp, nk))
 			log_error("cannot note the upload of inode %llu in the audit log",
 				  (unsigned long long)ino);
+		st = meta_stmt(s->meta, "DELETE FROM object_missing WHERE name=?1");
+		for (int k = 0; k < n && st; k++) {
+			if (jobs[k].rc)
+				continue;
+			sqlite3_reset(st);
+			sqlite3_bind_text(st, 1, jobs[k].name, -1, SQLITE_STATIC);
+			step_done(s, st);
+		}
 		if (meta_commit(s->meta, 0))
 			meta_rollback(s->meta);
 	}
@@ -549,6 +573,7 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 		/* gone, or no longer wanted in the store: leave the queue */
 		if (!meta_begin(s->meta)) {
 			exec1(s, SQL_UPL_DEL, ino);
+			health_file_error(s->meta, ino, HEALTH_UPLOAD, 0, 0, NULL);
 			if (!rc)
 				settle_state(s, ino);
 			if (meta_commit(s->meta, 0))
@@ -747,6 +772,8 @@ int sync_upload_file(struct sync *s, uint64_t ino)
 	}
 	if (!rc)
 		rc = exec1(s, SQL_UPL_DEL, ino);
+	if (!rc) /* the error list is a report: it never undoes an upload */
+		health_file_error(s->meta, ino, HEALTH_UPLOAD, 0, 0, NULL);
 	if (!rc)
 		rc = settle_state(s, ino) < 0 ? -EIO : 0;
 	if (!rc)
@@ -775,6 +802,7 @@ fail_requeue:
 
 		snprintf(why, sizeof(why), "%s", rc == -EAGAIN ? "waiting for gc" : store_errmsg()[0] ? store_errmsg() : strerror(-rc));
 		requeue_later(s, ino, rc, why);
+		health_file_error(s->meta, ino, HEALTH_UPLOAD, rc, rc == -EAGAIN ? 0 : -1, why);
 		settle_state(s, ino);
 		if (meta_commit(s->meta, 0))
 			meta_rollback(s->meta);
@@ -873,7 +901,8 @@ int sync_evict_file(struct sync *s, uint64_t ino)
 		}
 		obj_key(c[i].obj, key, sizeof(key));
 		rc = store_head(s->store, key, &size);
-		note_store(s, rc, "check before eviction");
+		/* a missing object is the store answering: mended below */
+		note_store(s, HEALTH_DOWNLOAD, rc == -ENOENT ? 0 : rc, "check before eviction");
 		if (rc == -ENOENT) {
 			log_error("object %s of inode %llu is missing from the store; uploading again",
 				  c[i].obj, (unsigned long long)ino);
@@ -943,7 +972,7 @@ static int fetch_chunk(struct sync *s, uint64_t ino, uint64_t idx, const char *o
 
 	obj_key(obj, key, sizeof(key));
 	rc = store_get(s->rstore, key, 0, STORE_WHOLE, &raw);
-	note_store(s, rc, "recall");
+	note_store(s, HEALTH_DOWNLOAD, rc, "recall");
 	if (rc) {
 		log_error("cannot recall chunk %llu of inode %llu: %s", (unsigned long long)idx,
 			  (unsigned long long)ino, store_errmsg());
@@ -954,7 +983,7 @@ static int fetch_chunk(struct sync *s, uint64_t ino, uint64_t idx, const char *o
 		log_error("object %s (chunk %llu of inode %llu) is corrupt or tampered with: %s", obj,
 			  (unsigned long long)idx, (unsigned long long)ino,
 			  rc ? codec_errmsg() : "wrong length");
-		rc = -EIO;
+		rc = -EBADMSG;
 		goto out;
 	}
 	volume_data_name(ino, dname);
@@ -1044,6 +1073,16 @@ int sync_ensure_local(struct sync *s, uint64_t ino, uint64_t off, uint64_t len)
 		rc = fetch_chunk(s, ino, idx, obj, clen);
 
 		hlock(s);
+		if (rc && !meta_begin(s->meta)) {
+			char why[300];
+
+			snprintf(why, sizeof(why), "cannot recall chunk %llu: %s", (unsigned long long)idx,
+				 rc == -ENOENT ? "missing from the store" : store_errmsg()[0] ? store_errmsg() : strerror(-rc));
+			/* a chunk the store lost is not coming back by itself */
+			if (health_file_error(s->meta, ino, HEALTH_DOWNLOAD, rc, rc == -ENOENT || rc == -EBADMSG ? 1 : -1, why) ||
+			    meta_commit(s->meta, 0))
+				meta_rollback(s->meta);
+		}
 		if (!rc && !meta_begin(s->meta)) {
 			st = meta_stmt(s->meta, SQL_CHUNK_LOCAL);
 			if (st) {
@@ -1052,6 +1091,8 @@ int sync_ensure_local(struct sync *s, uint64_t ino, uint64_t off, uint64_t len)
 				sqlite3_bind_int64(st, 3, 1);
 				rc = step_done(s, st);
 			}
+			if (!rc) /* a report: it never undoes a recall */
+				health_file_error(s->meta, ino, HEALTH_DOWNLOAD, 0, 0, NULL);
 			if (!rc)
 				rc = settle_state(s, ino) < 0 ? -EIO : 0;
 			if (!rc)
@@ -1303,7 +1344,7 @@ int sync_gc(struct sync *s, int dry_run, int force, uint64_t *objects_out, uint6
 
 		obj_key(names[k], key, sizeof(key));
 		r = store_del(s->store, key);
-		note_store(s, r, "gc");
+		note_store(s, HEALTH_GC, r, "gc");
 		if (r && r != -ENOENT) {
 			rc = r;
 			break;
@@ -1431,9 +1472,71 @@ static int files_under(struct sync *s, const char *arg, uint64_t **out, size_t *
 	return rc;
 }
 
+/* A store verify run as a job: its lines go to job_line for the CLI. */
+struct verify_job {
+	struct sync *s;
+	int64_t id;
+	int64_t seq;
+};
+
+static void verify_job_line(void *arg, enum verify_kind kind, const char *text)
+{
+	struct verify_job *vj = arg;
+	struct sync *s = vj->s;
+
+	if (kind != VERIFY_INFO)
+		log_warn("store verify: %s%s", kind == VERIFY_LOST ? "LOST: " : kind == VERIFY_REPAIRED ? "repaired: " : "", text);
+	else
+		log_info("store verify: %s", text);
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		sqlite3_stmt *st = meta_stmt(s->meta, "INSERT INTO job_line(job, seq, kind, line) VALUES(?1, ?2, ?3, ?4)");
+		int rc = -EIO;
+
+		if (st) {
+			sqlite3_bind_int64(st, 1, vj->id);
+			sqlite3_bind_int64(st, 2, ++vj->seq);
+			sqlite3_bind_int64(st, 3, kind);
+			sqlite3_bind_text(st, 4, text, -1, SQLITE_TRANSIENT);
+			rc = step_done(s, st);
+		}
+		if (rc || meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+}
+
+static void job_update(struct sync *s, int64_t id, const char *state, uint64_t done, uint64_t total,
+		       const char *error);
+
+static void verify_job_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct verify_job *vj = arg;
+
+	job_update(vj->s, vj->id, "running", done, total, NULL);
+}
+
+static int run_verify_job(struct sync *s, int64_t id, const char *arg)
+{
+	struct verify_job vj = { s, id, 0 };
+	struct verify_ops ops = { &vj, verify_job_line, verify_job_progress };
+	struct verify_stats st;
+	int flags = 0, rc;
+
+	if (arg && strstr(arg, "deep"))
+		flags |= VERIFY_DEEP;
+	if (arg && strstr(arg, "repair"))
+		flags |= VERIFY_REPAIR;
+	job_update(s, id, "running", 0, 0, NULL);
+	rc = verify_run(s, flags, &ops, &st);
+	job_update(s, id, rc ? "failed" : "done", st.checked, st.objects,
+		   rc ? "store verify: the store does not answer (see the lines above)" : NULL);
+	return rc;
+}
+
 int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 {
-	uint64_t *inos = NULL, done = 0, failed = 0;
+	uint64_t *inos = NULL, done = 0, failed = 0, queued = 0;
 	size_t n = 0;
 	char err[256] = "";
 	int rc;
@@ -1450,6 +1553,8 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 		job_update(s, id, rc ? "failed" : "done", st.seq, st.objects, rc ? err : NULL);
 		return rc;
 	}
+	if (!strcmp(kind, "verify"))
+		return run_verify_job(s, id, arg);
 	if (!strcmp(kind, "gc")) {
 		uint64_t objs, bytes;
 
@@ -1486,9 +1591,10 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 				   (arg && f.placement == PLACEMENT_ON_DEMAND)) &&
 			    f.sync_state != SYNC_SYNCED && f.sync_state != SYNC_EVICTED &&
 			    !meta_begin(s->meta)) {
-				placement_queue_upload(s->meta, inos[k], 0);
-				if (meta_commit(s->meta, 0))
+				if (placement_queue_upload(s->meta, inos[k], 0) || meta_commit(s->meta, 0))
 					meta_rollback(s->meta);
+				else
+					queued++;
 			}
 			hunlock(s);
 			r = 0;
@@ -1535,9 +1641,10 @@ int sync_run_job(struct sync *s, int64_t id, const char *kind, const char *arg)
 			job_update(s, id, "running", done, n, NULL);
 	}
 	free(inos);
-	if (!strcmp(kind, "sync") && !rc)
-		rc = 0;
-	job_update(s, id, failed || rc ? "failed" : "done", done, n, err[0] ? err : NULL);
+	/* a sync job reports what it queued of what it looked at, not the
+	 * files it looked at: the CLI follows the uploads of those */
+	job_update(s, id, failed || rc ? "failed" : "done", !strcmp(kind, "sync") ? queued : done, n,
+		   err[0] ? err : NULL);
 	return rc;
 }
 
@@ -1599,10 +1706,9 @@ static void serve_requests(struct sync *s)
 	struct req_list l = { NULL, 0, 0 };
 	int rc = store_list(s->store, "requests/", collect_key, &l);
 
-	if (rc < 0) {
-		note_store(s, rc, "list requests");
+	note_store(s, HEALTH_REQUESTS, rc < 0 ? rc : 0, "list requests");
+	if (rc < 0)
 		goto out;
-	}
 	for (size_t i = 0; i < l.n; i++) {
 		struct tbuf b = TBUF_INIT;
 		struct snap_request rq;
@@ -1646,16 +1752,58 @@ const struct volkey *sync_volkey(struct sync *s)
 	return &s->key;
 }
 
+/*
+ * Before the first publish of this mount: a `head` in the store that this
+ * volume's key cannot open belongs to another volume that claimed the
+ * prefix (formatted with --force, or a store URL pointed at the wrong
+ * place). Publishing would overwrite its head and snapshots: it is refused
+ * (recorded as a publish failure the operator sees) until the prefix is
+ * sorted out. 1 publish, 0 not now (the store did not answer), -1 refused.
+ */
+static int head_is_ours(struct sync *s)
+{
+	struct tbuf b = TBUF_INIT;
+	char key[SNAP_KEY_MAX];
+	uint64_t seq;
+	int rc;
+
+	if (s->head_state)
+		return s->head_state;
+	snap_key_head(key);
+	rc = store_get(s->store, key, 0, STORE_WHOLE, &b);
+	if (rc == -ENOENT) {
+		s->head_state = 1;
+	} else if (rc) {
+		note_store(s, HEALTH_PUBLISH, rc, "read head");
+		tbuf_release(&b);
+		return 0;
+	} else {
+		s->head_state = snap_head_decode(&s->key, b.data, b.len, &seq) ? -1 : 1;
+	}
+	tbuf_release(&b);
+	if (s->head_state < 0)
+		log_error("the store's head belongs to another volume (this volume's key cannot open it):"
+			  " not publishing over it; give each volume its own store prefix");
+	return s->head_state;
+}
+
 int sync_publish(struct sync *s, int force, struct publish_stats *st)
 {
 	int rc;
+
+	if (head_is_ours(s) < 0) {
+		memset(st, 0, sizeof(*st));
+		store_set_errmsg("the store prefix holds another volume's head and snapshots");
+		note_store(s, HEALTH_PUBLISH, -EEXIST, "publish");
+		return -EEXIST;
+	}
 
 	hlock(s);
 	reload_rules(s);
 	hunlock(s);
 	s->pub.ps = &s->ps;
 	rc = publish_once(&s->pub, force, st);
-	note_store(s, rc, "publish");
+	note_store(s, HEALTH_PUBLISH, rc, "publish");
 	if (rc)
 		log_error("publish failed: %s", store_errmsg()[0] ? store_errmsg() : strerror(-rc));
 	return rc;
@@ -1774,6 +1922,129 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The store works again after failing: was it wiped meanwhile (a directory
+ * or bucket made again)? Then objects files reference are gone: a sample
+ * of them (any would do: a wiped store has none) is asked for. If one is
+ * missing, a store verify with repair is queued as a job, which uploads
+ * the local copies again, republishes and names the files that cannot be
+ * mended. (`head` is no sign: a publish may have put a new one already.)
+ */
+static void check_store_lost(struct sync *s)
+{
+	char names[8][CODEC_NAME_SIZE], key[600];
+	sqlite3_stmt *st;
+	int n = 0, rc = 0;
+
+	hlock(s);
+	st = meta_stmt(s->meta, "SELECT name FROM object WHERE refs > 0 AND doomed = 0 ORDER BY random() LIMIT 8");
+	while (st && n < 8 && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(names[n++], CODEC_NAME_SIZE, "%s", (const char *)sqlite3_column_text(st, 0));
+	if (st)
+		sqlite3_reset(st);
+	hunlock(s);
+	for (int k = 0; k < n && rc != -ENOENT; k++) {
+		obj_key(names[k], key, sizeof(key));
+		rc = store_head(s->store, key, NULL);
+	}
+	if (rc != -ENOENT)
+		return;
+	log_error("the store lost objects while it failed ('%s' is gone): verifying and repairing"
+		  " from local copies", key);
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		st = meta_stmt(s->meta, "INSERT INTO job(kind, arg, created) VALUES('verify', 'repair', ?1)");
+		rc = -EIO;
+		if (st) {
+			sqlite3_bind_int64(st, 1, now_ns());
+			rc = step_done(s, st);
+		}
+		if (rc || meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+	}
+	hunlock(s);
+}
+
+/*
+ * Uploads back off per file, up to 5 minutes. While uploads fail, the
+ * oldest queued file is tried again every few seconds; once an upload
+ * succeeds again the whole queue is due at once: the store is back, in
+ * whatever form, and the queue drains without a remount.
+ */
+static void upload_recovery(struct sync *s)
+{
+	int failing = health_failing(&s->health, HEALTH_UPLOAD);
+	int64_t now = now_ns();
+	const char *sql = NULL;
+
+	if (failing && now - s->last_probe >= 5 * NS) {
+		s->last_probe = now;
+		sql = "UPDATE upload SET next_try=0 WHERE ino=(SELECT ino FROM upload WHERE next_try > ?1"
+		      " ORDER BY changed LIMIT 1)";
+	} else if (!failing && s->uploads_failed) {
+		sql = "UPDATE upload SET next_try=0 WHERE next_try > ?1";
+	}
+	s->uploads_failed = failing;
+	if (!sql)
+		return;
+	hlock(s);
+	if (!meta_begin(s->meta)) {
+		sqlite3_stmt *st = meta_stmt(s->meta, sql);
+		int rc = -EIO;
+
+		if (st) {
+			sqlite3_bind_int64(st, 1, now);
+			rc = step_done(s, st);
+		}
+		if (rc || meta_commit(s->meta, 0))
+			meta_rollback(s->meta);
+		else if (!failing)
+			log_info("uploads work again: %d queued files are due now", sqlite3_changes(meta_db(s->meta)));
+	}
+	hunlock(s);
+	if (!failing)
+		check_store_lost(s);
+}
+
+/*
+ * Recalls are rare on a home mount: after one failed for a reason that
+ * passes (the store was down), and the store has answered other requests
+ * since, a recall-sized request on the recall handle (HEAD of an object a
+ * file references) every few seconds tells whether downloads work again.
+ */
+static void download_probe(struct sync *s)
+{
+	struct health_rec d, other;
+	int64_t now = now_ns(), since_ok = 0;
+	char name[CODEC_NAME_SIZE] = "", key[128];
+	sqlite3_stmt *st;
+
+	health_get(&s->health, HEALTH_DOWNLOAD, &d);
+	if (!d.failures || !health_transient(-d.last_code) || now - s->last_dprobe < 5 * NS)
+		return;
+	for (int k = 0; k < HEALTH__COUNT; k++) {
+		if (k == HEALTH_DOWNLOAD)
+			continue;
+		health_get(&s->health, (enum health_dir)k, &other);
+		if (other.last_ok > since_ok)
+			since_ok = other.last_ok;
+	}
+	if (since_ok <= d.last_error_at)
+		return; /* the store has not answered anything since */
+	s->last_dprobe = now;
+	hlock(s);
+	st = meta_stmt(s->meta, "SELECT obj FROM chunk LIMIT 1");
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 0));
+	if (st)
+		sqlite3_reset(st);
+	hunlock(s);
+	if (!name[0])
+		return;
+	obj_key(name, key, sizeof(key));
+	note_store(s, HEALTH_DOWNLOAD, store_head(s->rstore, key, NULL), "check of the recall path");
+}
+
 static void *sched_main(void *arg)
 {
 	struct sync *s = arg;
@@ -1801,6 +2072,8 @@ static void *sched_main(void *arg)
 		for (size_t k = 0; k < n; k++)
 			make_local(s, ev[k], flags[k]);
 
+		upload_recovery(s);
+		download_probe(s);
 		pthread_mutex_lock(&s->qlock);
 		refill(s);
 		pthread_mutex_unlock(&s->qlock);
@@ -1856,6 +2129,7 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	pthread_mutex_init(&s->flock, NULL);
 	pthread_cond_init(&s->fcv, NULL);
 	pthread_mutex_init(&s->slock, NULL);
+	health_init(&s->health);
 	snprintf(keypath, sizeof(keypath), "%s/volume.key", vol->dir);
 	rc = key_file_load(keypath, s->o.passphrase ? s->o.passphrase : getenv("TIERFS_PASSPHRASE"), &s->key);
 	if (rc) {
@@ -1905,7 +2179,10 @@ int sync_open(struct volume *vol, const struct sync_host *h, const struct sync_o
 	hlock(s);
 	if (meta_config_get(s->meta, "volume_id", &url) == 0)
 		snprintf(s->pub.volume_id, sizeof(s->pub.volume_id), "%s", url);
+	health_restore(&s->health, s->meta);
 	hunlock(s);
+	for (int k = 0; k < HEALTH__COUNT; k++)
+		s->reachable &= !health_failing(&s->health, (enum health_dir)k);
 	free(url);
 	*out = s;
 	return 0;
@@ -1966,5 +2243,6 @@ void sync_close(struct sync *s)
 	pthread_mutex_destroy(&s->flock);
 	pthread_cond_destroy(&s->fcv);
 	pthread_mutex_destroy(&s->slock);
+	health_release(&s->health);
 	free(s);
 }

@@ -156,6 +156,52 @@ out:
 	return rc;
 }
 
+#define EXIT_TAG "unmount failed: "
+
+int volume_note_exit(struct volume *v, const char *msg)
+{
+	char buf[600];
+	int n;
+	off_t end;
+
+	if (v->lockfd < 0)
+		return -EBADF;
+	end = lseek(v->lockfd, 0, SEEK_END);
+	if (end < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "\n" EXIT_TAG "%s\n", msg);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		n = (int)sizeof(buf) - 1;
+	if (pwrite(v->lockfd, buf, (size_t)n, end) != n)
+		return errno ? -errno : -EIO;
+	fdatasync(v->lockfd);
+	return 0;
+}
+
+int volume_exit_error(const char *dir, char *msg, size_t len)
+{
+	char path[PATH_MAX], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, EXIT_TAG);
+	if (!p)
+		return 0;
+	p += strlen(EXIT_TAG);
+	p[strcspn(p, "\n")] = '\0';
+	snprintf(msg, len, "%s", p);
+	return 1;
+}
+
 int volume_mount_pid(const char *dir)
 {
 	char path[PATH_MAX], buf[32];

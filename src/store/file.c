@@ -7,10 +7,16 @@
  * full key: a directory "a" sorts as "a/"), streaming without collecting the
  * whole namespace. A key whose path collides with another's directory
  * ("a" and "a/b") cannot be stored here and fails with -ENOTDIR or -EISDIR.
+ *
+ * The store follows its path, not the directory it first opened: when DIR is
+ * removed and made again (or replaced, or its temporary area is gone), the
+ * next call that fails, and every listing, opens DIR anew, so the store
+ * works again as soon as the directory is back, without a remount.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +28,67 @@
 
 #define TMP_DIR ".tmp"
 
+#define MAX_RETIRED 16
+
 struct file_store {
 	struct store base;
-	int root;       /* directory fd of DIR */
+	int root;       /* directory fd of DIR; replaced by refresh(), read atomically */
 	char *dir;
+	pthread_mutex_t lock;
+	int retired[MAX_RETIRED]; /* earlier roots, closed at close; protected by lock */
+	int nretired;
 };
 
 static struct file_store *fs_of(struct store *s)
 {
 	return (struct file_store *)s;
+}
+
+static int root_of(struct file_store *f)
+{
+	return __atomic_load_n(&f->root, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Follow DIR's path again. 1 when something changed (a new directory is
+ * open, or the temporary area was made again): the failed call is worth
+ * retrying; 0 when nothing did; a negative errno when DIR is not there.
+ */
+static int refresh(struct file_store *f)
+{
+	struct stat a, b;
+	int fd, changed = 0, saved = errno; /* callers report the failed call's errno */
+
+	pthread_mutex_lock(&f->lock);
+	/* gone: fail until it is back */
+	if (stat(f->dir, &b)) {
+		changed = -errno;
+		goto out;
+	}
+	if (!S_ISDIR(b.st_mode)) {
+		changed = -ENOTDIR;
+		goto out;
+	}
+	if (fstat(f->root, &a) || a.st_nlink == 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			goto out;
+		/* threads may still use the old descriptor: close it at the end */
+		if (f->nretired == MAX_RETIRED) {
+			close(f->retired[0]);
+			memmove(f->retired, f->retired + 1, (MAX_RETIRED - 1) * sizeof(int));
+			f->nretired--;
+		}
+		f->retired[f->nretired++] = f->root;
+		__atomic_store_n(&f->root, fd, __ATOMIC_RELEASE);
+		changed = 1;
+	}
+	if (mkdirat(f->root, TMP_DIR, 0700) == 0)
+		changed = 1;
+out:
+	pthread_mutex_unlock(&f->lock);
+	errno = saved;
+	return changed;
 }
 
 static int fail(int rc, const char *what, const struct file_store *f, const char *key)
@@ -115,15 +173,11 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-static int file_put(struct store *s, const char *key, const void *data, size_t len)
+static int put_once(struct file_store *f, const char *key, const void *data, size_t len)
 {
-	struct file_store *f = fs_of(s);
 	char tmp[4200], parent[600], *slash;
-	int fd = -1, rc, n;
+	int fd = -1, rc, n, root = root_of(f);
 
-	rc = check_file_key(f, key);
-	if (rc)
-		return rc;
 	n = snprintf(tmp, sizeof(tmp), "%s/" TMP_DIR "/put-XXXXXX", f->dir);
 	if (n < 0 || (size_t)n >= sizeof(tmp))
 		return fail(-ENAMETOOLONG, "write", f, key);
@@ -140,10 +194,10 @@ static int file_put(struct store *s, const char *key, const void *data, size_t l
 		goto out;
 	/* A concurrent del may prune an emptied parent: retry a few times. */
 	for (int tries = 0; tries < 5; tries++) {
-		rc = make_parents(f->root, key);
+		rc = make_parents(root, key);
 		if (rc)
 			goto out;
-		if (renameat(AT_FDCWD, tmp, f->root, key) == 0) {
+		if (renameat(AT_FDCWD, tmp, root, key) == 0) {
 			rc = 0;
 			break;
 		}
@@ -158,12 +212,25 @@ static int file_put(struct store *s, const char *key, const void *data, size_t l
 	slash = strrchr(parent, '/');
 	if (slash)
 		*slash = '\0';
-	rc = fsync_dirat(f->root, slash ? parent : ".");
+	rc = fsync_dirat(root, slash ? parent : ".");
 out:
 	if (fd >= 0)
 		close(fd);
 	if (tmp[0])
 		unlink(tmp);
+	return rc;
+}
+
+static int file_put(struct store *s, const char *key, const void *data, size_t len)
+{
+	struct file_store *f = fs_of(s);
+	int rc = check_file_key(f, key);
+
+	if (rc)
+		return rc;
+	rc = put_once(f, key, data, len);
+	if (rc && refresh(f) == 1)
+		rc = put_once(f, key, data, len);
 	return rc ? fail(rc, "write", f, key) : 0;
 }
 
@@ -175,7 +242,9 @@ static int file_get(struct store *s, const char *key, uint64_t off, uint64_t len
 	uint64_t end;
 	int fd, rc = 0;
 
-	fd = openat(f->root, key, O_RDONLY | O_CLOEXEC);
+	fd = openat(root_of(f), key, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && refresh(f) == 1)
+		fd = openat(root_of(f), key, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = errno == ENOTDIR || errno == EISDIR ? -ENOENT : -errno;
 		goto out;
@@ -218,7 +287,7 @@ static int file_head(struct store *s, const char *key, uint64_t *size_out)
 	struct file_store *f = fs_of(s);
 	struct stat st;
 
-	if (fstatat(f->root, key, &st, 0))
+	if (fstatat(root_of(f), key, &st, 0) && (refresh(f) != 1 || fstatat(root_of(f), key, &st, 0)))
 		return fail(errno == ENOTDIR ? -ENOENT : -errno, "stat", f, key);
 	if (!S_ISREG(st.st_mode))
 		return fail(-ENOENT, "stat", f, key);
@@ -248,12 +317,12 @@ static int file_del(struct store *s, const char *key)
 	rc = check_file_key(f, key);
 	if (rc)
 		return rc;
-	if (unlinkat(f->root, key, 0)) {
+	if (unlinkat(root_of(f), key, 0)) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return 0;
 		return fail(-errno, "delete", f, key);
 	}
-	prune_parents(f->root, key);
+	prune_parents(root_of(f), key);
 	return 0;
 }
 
@@ -308,7 +377,7 @@ static int walk(struct list_walk *w, const char *rel)
 	DIR *d = NULL;
 	int fd, rc = 0;
 
-	fd = openat(w->f->root, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(root_of(w->f), *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = errno == ENOENT ? 0 : -errno; /* pruned by a concurrent del */
 		w->walk_err = rc;
@@ -368,7 +437,7 @@ static int walk(struct list_walk *w, const char *rel)
 		} else {
 			struct stat st;
 
-			if (fstatat(w->f->root, path, &st, 0))
+			if (fstatat(root_of(w->f), path, &st, 0))
 				continue; /* deleted meanwhile */
 			rc = w->cb(w->arg, path, (uint64_t)st.st_size);
 		}
@@ -385,7 +454,15 @@ out:
 static int file_list(struct store *s, const char *prefix, store_list_cb cb, void *arg)
 {
 	struct list_walk w = { fs_of(s), prefix, strlen(prefix), cb, arg, 0 };
-	int rc = walk(&w, "");
+	int rc;
+
+	/* a removed directory would list as empty: look at the path first */
+	rc = refresh(w.f);
+	if (rc < 0) {
+		store_set_errmsg("file: cannot list '%s' in '%s': %s", prefix, w.f->dir, strerror(-rc));
+		return rc;
+	}
+	rc = walk(&w, "");
 
 	if (w.walk_err)
 		store_set_errmsg("file: cannot list '%s' in '%s': %s", prefix, w.f->dir,
@@ -399,6 +476,9 @@ static void file_close(struct store *s)
 
 	if (f->root >= 0)
 		close(f->root);
+	for (int k = 0; k < f->nretired; k++)
+		close(f->retired[k]);
+	pthread_mutex_destroy(&f->lock);
 	free(f->dir);
 	free(f->base.url);
 	free(f);
@@ -429,6 +509,7 @@ int store_file_open(const char *rest, const struct store_opts *o, struct store *
 	if (!f)
 		goto fail;
 	f->root = -1;
+	pthread_mutex_init(&f->lock, NULL);
 	f->base.ops = &file_ops;
 	f->dir = strdup(rest);
 	if (asprintf(&f->base.url, "file://%s", rest) < 0)
