@@ -48,7 +48,7 @@ expect add policy a
 expect --placement policy add --pl
 expect "mirror on-demand private tier" policy add r1 --path /x --placement ''
 expect "export import show" key ''
-expect check store ''
+expect "check set verify" store ''
 expect "add check explain list move rm" policy --volume /nonexistent ''
 
 # every command of the command table; every option of every --help
