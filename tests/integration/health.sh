@@ -39,6 +39,11 @@ metric()
 # 1. Healthy: an upload happened, the store is ok, --check says so.
 sync_random "$MNT/m/a" 1
 sync_cli "sync --wait" "$TIERFS" sync --wait "$MNT/m/a"
+# the mount writes its health record once a tick: the upload shows within seconds
+for ((i = 0; i < 50; i++)); do
+	[ "$(hv 'j["sync"]["health"]["upload"]["state"]')" = ok ] && break
+	sleep 0.2
+done
 s=$(hv 'j["sync"]["store"]')
 [ "$s" = ok ] || tfs_problem "store is '$s' after a successful upload, expected ok"
 s=$(hv 'j["sync"]["health"]["upload"]["state"]')
