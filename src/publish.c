@@ -434,7 +434,7 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 	size_t cap = 0;
 	sqlite3_stmt *s;
 	int64_t newest = 0;
-	int rc = 0;
+	int rc = 0, cw = 0;
 
 	obj_out[0] = '\0';
 	s = meta_stmt(m, "SELECT d.name, d.ino, d.type, i.mode, i.uid, i.gid, i.size, i.mtime, i.ctime,"
@@ -534,6 +534,17 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 		d.e[d.n++] = e;
 	}
 	sqlite3_reset(s);
+	if (!rc && !d.n && dir != META_ROOT_INO && cloud_write_dir(p, dir)) {
+		/* an empty results directory: exported itself, it shows its own time */
+		cw = 1;
+		s = meta_stmt(m, "SELECT mtime FROM inode WHERE ino=?1");
+		if (s) {
+			sqlite3_bind_int64(s, 1, (int64_t)dir);
+			if (sqlite3_step(s) == SQLITE_ROW)
+				newest = sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+		}
+	}
 	if (!rc) {
 		s = meta_stmt(m, "INSERT INTO pubdirtime(ino, mtime) VALUES(?1, ?2)"
 				 " ON CONFLICT(ino) DO UPDATE SET mtime=excluded.mtime");
@@ -547,7 +558,7 @@ static int build_dir(struct pub *p, uint64_t dir, char obj_out[CODEC_NAME_SIZE])
 			sqlite3_reset(s);
 		}
 	}
-	if (!rc && (d.n || dir == META_ROOT_INO || cloud_write_dir(p, dir))) {
+	if (!rc && (d.n || dir == META_ROOT_INO || cw)) {
 		struct tbuf sealed = TBUF_INIT;
 		char key[SNAP_KEY_MAX];
 
