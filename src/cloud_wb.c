@@ -1297,7 +1297,9 @@ static void drop_settled(struct wb *wb)
 					snap = (uint64_t)sqlite3_column_int64(s, 0);
 				sqlite3_finalize(s);
 			}
-			if (snap > wb->snap_seq)
+			/* snap_seq may be a publish that began before home committed the
+			 * import; every later one has it: drop only then */
+			if (snap >= wb->snap_seq)
 				continue;
 			if (e->a.kind == WB_DIR) {
 				/* a directory goes last: entries below it still need it */
