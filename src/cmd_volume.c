@@ -714,6 +714,7 @@ static int find_mount(const char *abs, char *vol, char *mnt, size_t len)
 int cmd_umount(int argc, char **argv)
 {
 	char abs[PATH_MAX], vol[PATH_MAX], mnt[PATH_MAX], lock[PATH_MAX + 8];
+	int urc;
 	int lazy = 0, c, fd;
 
 	opterr = 0;
@@ -746,7 +747,15 @@ int cmd_umount(int argc, char **argv)
 	snprintf(abs, sizeof(abs), "%s", mnt);
 	if (strstr(vol, "://") && cloud_umount_prepare(abs, lazy))
 		return 1; /* a cloud mount's changes are not in the store yet */
-	if (umount2(abs, lazy ? MNT_DETACH : 0)) {
+	/* a busy mount may be an instant's open by the daemon's own threads (the
+	 * importer applying a change set): try again for a few seconds */
+	for (int t = 0;; t++) {
+		urc = umount2(abs, lazy ? MNT_DETACH : 0);
+		if (!urc || errno != EBUSY || t >= 30)
+			break;
+		usleep(100000);
+	}
+	if (urc) {
 		if (errno == EPERM) {
 			/* not root: fusermount3 knows how */
 			pid_t pid = fork();

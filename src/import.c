@@ -1645,17 +1645,14 @@ static void *import_main(void *arg)
 	int interval = im->o.interval_s > 0 ? im->o.interval_s : 1;
 
 	struct stat st;
-	int fd = open(im->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (fd < 0 || fstat(fd, &st)) {
-		log_error("import: cannot open the mount '%s': %s; nothing is imported", im->mnt,
+	/* stat, not open: an open directory, even for an instant, makes umount busy */
+	if (stat(im->mnt, &st)) {
+		log_error("import: cannot reach the mount '%s': %s; nothing is imported", im->mnt,
 			  strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return NULL;
 	}
 	im->dev = st.st_dev;
-	close(fd); /* held only while applying: an open directory would keep umount busy */
 	pthread_mutex_lock(&im->lock);
 	while (!im->stop) {
 		struct timespec ts;
