@@ -501,30 +501,28 @@ size_t wb_count(struct wb *wb)
 	return n;
 }
 
-int wb_get_path(struct wb *wb, const char *path, struct wb_attr *out)
+/* A copy of the entry at path (or, path NULL, with inode ino). */
+static int get_copy(struct wb *wb, const char *path, uint64_t ino, struct wb_attr *out)
 {
 	struct went *e;
 	int rc = -ENOENT;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&wb->lock);
-	if ((e = find_path(wb, path)))
+	if ((e = path ? find_path(wb, path) : find_ino(wb, ino)))
 		rc = attr_copy(out, &e->a);
 	pthread_mutex_unlock(&wb->lock);
 	return rc;
 }
 
+int wb_get_path(struct wb *wb, const char *path, struct wb_attr *out)
+{
+	return get_copy(wb, path, 0, out);
+}
+
 int wb_get_ino(struct wb *wb, uint64_t ino, struct wb_attr *out)
 {
-	struct went *e;
-	int rc = -ENOENT;
-
-	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&wb->lock);
-	if ((e = find_ino(wb, ino)))
-		rc = attr_copy(out, &e->a);
-	pthread_mutex_unlock(&wb->lock);
-	return rc;
+	return get_copy(wb, NULL, ino, out);
 }
 
 static void mark_dirty(struct went *e)

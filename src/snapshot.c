@@ -88,6 +88,21 @@ static int open_for(const struct volkey *k, const char *key, const void *obj, si
 	return codec_open(k, obj, len, key, strlen(key), out);
 }
 
+/* Open an object named by the keyed hash of its plaintext (directories,
+ * cloud-write rules): sealed for this key, and also this content. */
+static int open_named(const struct volkey *k, const char *key, const char *name, const void *obj,
+		      size_t len, struct tbuf *out)
+{
+	char check[CODEC_NAME_SIZE];
+	int rc = open_for(k, key, obj, len, out);
+
+	if (!rc && (codec_chunk_name(k, out->data, out->len, check) || strcmp(check, name))) {
+		tbuf_reset(out);
+		rc = -EBADMSG;
+	}
+	return rc;
+}
+
 /* ---- directories ---- */
 
 static int cmp_entry(const void *a, const void *b)
@@ -155,19 +170,17 @@ int snap_dir_decode(const struct volkey *k, const char *name, const void *obj, s
 		    struct snap_dir *out)
 {
 	struct tbuf p = TBUF_INIT;
-	char key[SNAP_KEY_MAX], check[CODEC_NAME_SIZE];
+	char key[SNAP_KEY_MAX];
 	struct rd r;
 	uint32_t n;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	snap_key_dir(name, key);
-	rc = open_for(k, key, obj, len, &p);
-	if (rc)
+	rc = open_named(k, key, name, obj, len, &p); /* the key's, and this content */
+	if (rc) {
+		tbuf_release(&p);
 		return rc;
-	if (codec_chunk_name(k, p.data, p.len, check) || strcmp(check, name)) {
-		rc = -EBADMSG; /* sealed for this key, but not this content */
-		goto out;
 	}
 	r.p = p.data;
 	r.left = p.len;
@@ -404,19 +417,17 @@ int snap_wrules_decode(const struct volkey *k, const char *name, const void *obj
 		       struct snap_wrules *out)
 {
 	struct tbuf p = TBUF_INIT;
-	char key[SNAP_KEY_MAX], check[CODEC_NAME_SIZE];
+	char key[SNAP_KEY_MAX];
 	struct rd r;
 	uint64_t n;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	snap_key_wrules(name, key);
-	rc = open_for(k, key, obj, len, &p);
-	if (rc)
-		return rc;
-	if (codec_chunk_name(k, p.data, p.len, check) || strcmp(check, name)) {
+	rc = open_named(k, key, name, obj, len, &p);
+	if (rc) {
 		tbuf_release(&p);
-		return -EBADMSG;
+		return rc;
 	}
 	r.p = p.data;
 	r.left = p.len;
